@@ -1,0 +1,34 @@
+# Every target installs what it needs first, idempotently (a stamp file records the install).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONSTRAINTS := layers/tao_results/requirements.txt
+
+.PHONY: install test lint unit integration demo bench soak clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
+	touch $@
+
+lint: install
+	$(BIN)/ruff check layers functions tests
+	$(BIN)/ruff format --check layers functions tests
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+
+test: lint
+	$(BIN)/pytest -m "not soak"
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+integration: install
+	$(BIN)/pytest tests/integration
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
