@@ -1,0 +1,24 @@
+"""Lambda entry point: SQS batch of referenceIds → TAO Advance results in S3.
+
+Configuration is read and validated here, once, at cold start; all behaviour lives in the
+``tao_results`` layer (see tao_results.service).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from tao_results.config import load_settings
+from tao_results.service import build_service
+
+service = build_service(load_settings(os.environ))
+logger, metrics, tracer = service.telemetry.logger, service.telemetry.metrics, service.telemetry.tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return dict(service.handle_batch(event, context))

@@ -1,0 +1,195 @@
+"""Settings, read from the environment and validated once, at cold start.
+
+A missing or invalid variable raises :class:`ConfigError` naming the variable, so a misconfigured
+deployment fails on its first invocation with a message that says what to fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+MiB = 1024 * 1024
+DEFAULT_TOKEN_PATH = "/api/v1/upload/v1/oauth2/tokens"  # noqa: S105 - a path, not a secret
+DEFAULT_DOWNLOAD_PATH = "/api/v1/download/{referenceId}"
+DEFAULT_SIGNED_URL_HOSTS = ("*.amazonaws.com",)
+S3_MINIMUM_PART_SIZE = 5 * MiB
+
+_HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+
+
+class ConfigError(ValueError):
+    """The environment does not describe a usable deployment."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    tao_base_url: str
+    tao_token_url: str
+    tao_download_path: str
+    tao_token_scope: str
+    credentials_secret_id: str
+    results_bucket: str
+    results_prefix: str
+    dead_letter_queue_url: str
+    signed_url_allowed_hosts: tuple[str, ...]
+    allow_plain_http: bool
+    not_found_grace_seconds: float = 0.0
+    record_concurrency: int = 4
+    max_attempts: int = 3
+    connect_timeout_seconds: float = 3.05
+    read_timeout_seconds: float = 15.0
+    deadline_margin_seconds: float = 20.0
+    multipart_threshold_bytes: int = 8 * MiB
+    part_size_bytes: int = 8 * MiB
+    upload_concurrency: int = 4
+    transfer_buffer_bytes: int = 40 * MiB
+    secret_cache_seconds: float = 900.0
+    token_refresh_margin_seconds: float = 60.0
+    retry_backoff_base_seconds: float = 10.0
+    retry_backoff_max_seconds: float = 900.0
+    service_name: str = "tao-results-to-s3"
+    metrics_namespace: str = "TaoResultsToS3"
+
+    def download_url(self, reference_id: str) -> str:
+        return self.tao_base_url + self.tao_download_path.replace("{referenceId}", reference_id)
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build :class:`Settings` from an environment mapping (``os.environ`` in Lambda)."""
+    reader = _Reader(environ)
+    base_url = reader.base_url("TAO_BASE_URL")
+    base_host = urlsplit(base_url).hostname or ""
+    return Settings(
+        tao_base_url=base_url,
+        tao_token_url=reader.absolute_url("TAO_TOKEN_URL", default=base_url + DEFAULT_TOKEN_PATH),
+        tao_download_path=reader.download_path("TAO_DOWNLOAD_PATH"),
+        tao_token_scope=reader.text("TAO_TOKEN_SCOPE", default="rostering"),
+        credentials_secret_id=reader.required("TAO_CREDENTIALS_SECRET_ID"),
+        results_bucket=reader.required("RESULTS_BUCKET"),
+        results_prefix=reader.prefix("RESULTS_PREFIX", default="tao-results/"),
+        dead_letter_queue_url=reader.absolute_url("DEAD_LETTER_QUEUE_URL"),
+        signed_url_allowed_hosts=reader.host_patterns(
+            "SIGNED_URL_ALLOWED_HOSTS", default=(base_host, *DEFAULT_SIGNED_URL_HOSTS)
+        ),
+        allow_plain_http=base_url.startswith("http://"),
+        not_found_grace_seconds=reader.number("NOT_FOUND_GRACE_SECONDS", 0.0, 0.0, 14 * 86400.0),
+        record_concurrency=reader.integer("RECORD_CONCURRENCY", 4, 1, 10),
+        max_attempts=reader.integer("MAX_ATTEMPTS_PER_INVOCATION", 3, 1, 10),
+        connect_timeout_seconds=reader.number("HTTP_CONNECT_TIMEOUT_SECONDS", 3.05, 0.1, 60.0),
+        read_timeout_seconds=reader.number("HTTP_READ_TIMEOUT_SECONDS", 15.0, 0.1, 300.0),
+        deadline_margin_seconds=reader.number("DEADLINE_MARGIN_SECONDS", 20.0, 0.0, 300.0),
+        multipart_threshold_bytes=reader.integer(
+            "MULTIPART_THRESHOLD_BYTES", 8 * MiB, S3_MINIMUM_PART_SIZE, 5 * 1024 * MiB
+        ),
+        part_size_bytes=reader.integer("PART_SIZE_BYTES", 8 * MiB, S3_MINIMUM_PART_SIZE, 5 * 1024 * MiB),
+        upload_concurrency=reader.integer("UPLOAD_CONCURRENCY", 4, 1, 32),
+        transfer_buffer_bytes=reader.integer("TRANSFER_BUFFER_MIB", 40, 10, 10240) * MiB,
+        secret_cache_seconds=reader.number("SECRET_CACHE_SECONDS", 900.0, 0.0, 86400.0),
+        token_refresh_margin_seconds=reader.number("TOKEN_REFRESH_MARGIN_SECONDS", 60.0, 0.0, 3600.0),
+        retry_backoff_base_seconds=reader.number("RETRY_BACKOFF_BASE_SECONDS", 10.0, 0.0, 900.0),
+        retry_backoff_max_seconds=reader.number("RETRY_BACKOFF_MAX_SECONDS", 900.0, 0.0, 43200.0),
+        service_name=reader.text("POWERTOOLS_SERVICE_NAME", default="tao-results-to-s3"),
+        metrics_namespace=reader.text("POWERTOOLS_METRICS_NAMESPACE", default="TaoResultsToS3"),
+    )
+
+
+class _Reader:
+    """Typed accessors over the environment; every error names its variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def _raw(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        if value is None or not value.strip():
+            return None
+        return value.strip()
+
+    def required(self, name: str) -> str:
+        value = self._raw(name)
+        if value is None:
+            raise ConfigError(f"{name} is required but not set")
+        return value
+
+    def text(self, name: str, *, default: str) -> str:
+        return self._raw(name) or default
+
+    def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{name} must be between {minimum:g} and {maximum:g}, got {raw}")
+        return value
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {raw}")
+        return value
+
+    def absolute_url(self, name: str, default: str | None = None) -> str:
+        raw = self._raw(name)
+        if raw is None:
+            if default is None:
+                raise ConfigError(f"{name} is required but not set")
+            return default
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{name} must be an absolute http(s) URL, got {raw!r}")
+        return raw
+
+    def base_url(self, name: str) -> str:
+        url = self.absolute_url(name)
+        parts = urlsplit(url)
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ConfigError(f"{name} must not carry credentials, a query or a fragment")
+        return url.rstrip("/")
+
+    def download_path(self, name: str) -> str:
+        path = self.text(name, default=DEFAULT_DOWNLOAD_PATH)
+        if not path.startswith("/") or "{referenceId}" not in path:
+            raise ConfigError(f"{name} must start with '/' and contain '{{referenceId}}', got {path!r}")
+        return path
+
+    def prefix(self, name: str, *, default: str) -> str:
+        raw = self._environ.get(name)
+        prefix = default if raw is None else raw.strip()
+        if prefix.startswith("/") or ".." in prefix.split("/"):
+            raise ConfigError(f"{name} must be a relative key prefix, got {prefix!r}")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        return prefix
+
+    def host_patterns(self, name: str, *, default: tuple[str, ...]) -> tuple[str, ...]:
+        raw = self._raw(name)
+        candidates = default if raw is None else tuple(raw.split(","))
+        patterns = tuple(dict.fromkeys(p.strip().lower().rstrip(".") for p in candidates if p.strip()))
+        for pattern in patterns:
+            if not (_HOST_PATTERN.match(pattern) or _is_ip_literal(pattern)):
+                raise ConfigError(f"{name}: {pattern!r} is not a host name, '*.domain' pattern or IP")
+        if not patterns:
+            raise ConfigError(f"{name} must list at least one host pattern")
+        return patterns
+
+
+def _is_ip_literal(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,143 @@
+"""The two failure families, and the one table that maps every answer we receive onto them.
+
+A :class:`PermanentError` means retrying cannot help: the message is dead-lettered with ``reason``.
+A :class:`TransientError` means it may work later: the message goes back to the queue for a retry.
+Everything raised by HTTP or AWS clients is translated here, at the edge, with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+
+class ProcessingError(Exception):
+    """A failure to process one record, with a machine-readable reason."""
+
+    def __init__(self, reason: str, detail: str, http_status: int | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.http_status = http_status
+
+
+class PermanentError(ProcessingError):
+    """Retrying cannot help: dead-letter the message."""
+
+
+class TransientError(ProcessingError):
+    """May succeed later: leave the message for a retry (after ``retry_after`` seconds if known)."""
+
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(reason, detail, http_status)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Outcome:
+    permanent: bool
+    reason: str
+
+
+PERMANENT = True
+TRANSIENT = False
+
+# Download API (GET {TAO_BASE_URL}{TAO_DOWNLOAD_PATH}). 401 never reaches this table on its first
+# occurrence: the client refreshes the token once and retries (see tao_client).
+DOWNLOAD_API_OUTCOMES: Mapping[int, Outcome] = {
+    400: Outcome(PERMANENT, "bad_request"),
+    401: Outcome(TRANSIENT, "unauthorized"),
+    403: Outcome(PERMANENT, "insufficient_scope"),
+    404: Outcome(PERMANENT, "not_found"),
+    408: Outcome(TRANSIENT, "timeout"),
+    409: Outcome(TRANSIENT, "conflict"),
+    429: Outcome(TRANSIENT, "throttled"),
+}
+
+# The signed URL's storage (an S3-style presigned GET). 403 is what an expired URL answers: it is
+# fixed by the next attempt, which asks the Download API for a fresh URL, not by dead-lettering.
+STORAGE_OUTCOMES: Mapping[int, Outcome] = {
+    400: Outcome(PERMANENT, "storage_bad_request"),
+    403: Outcome(TRANSIENT, "signed_url_expired"),
+    404: Outcome(TRANSIENT, "storage_not_found"),
+    408: Outcome(TRANSIENT, "timeout"),
+    429: Outcome(TRANSIENT, "storage_throttled"),
+}
+
+# Token endpoint. A rejected client is transient on purpose: the secret may be mid-rotation, and a
+# wrong secret must not dead-letter every message in the queue; SQS's redrive policy still bounds it.
+TOKEN_OUTCOMES: Mapping[int, Outcome] = {
+    400: Outcome(TRANSIENT, "credentials_rejected"),
+    401: Outcome(TRANSIENT, "credentials_rejected"),
+    403: Outcome(TRANSIENT, "credentials_rejected"),
+    429: Outcome(TRANSIENT, "token_throttled"),
+}
+
+SERVER_ERROR = Outcome(TRANSIENT, "server_error")
+UNEXPECTED_STATUS = Outcome(PERMANENT, "unexpected_status")
+
+# AWS error codes (botocore ClientError) that retrying cannot fix. Every other AWS error, including
+# AccessDenied and NoSuchBucket (a deployment being fixed), is transient: the message is kept.
+PERMANENT_AWS_ERROR_CODES: Mapping[str, str] = {
+    "EntityTooLarge": "result_too_large",
+    "InvalidArgument": "s3_rejected_request",
+    "KeyTooLongError": "s3_rejected_request",
+}
+
+
+def classify_status(status: int, table: Mapping[int, Outcome]) -> Outcome:
+    """The outcome of an HTTP status that is not a success, for one of the tables above."""
+    if status in table:
+        return table[status]
+    if status >= 500:
+        return SERVER_ERROR
+    return UNEXPECTED_STATUS
+
+
+def error_for_status(
+    status: int,
+    table: Mapping[int, Outcome],
+    detail: str,
+    retry_after: float | None = None,
+) -> ProcessingError:
+    outcome = classify_status(status, table)
+    if outcome.permanent:
+        return PermanentError(outcome.reason, detail, status)
+    return TransientError(outcome.reason, detail, status, retry_after)
+
+
+def error_for_aws(operation: str, code: str, message: str, status: int | None) -> ProcessingError:
+    """Map a botocore ClientError's code onto a family."""
+    detail = f"{operation} failed: {code}: {message}"
+    if code in PERMANENT_AWS_ERROR_CODES:
+        return PermanentError(PERMANENT_AWS_ERROR_CODES[code], detail, status)
+    return TransientError("aws_unavailable", detail, status)
+
+
+def parse_retry_after(value: str | None, ceiling: float = 900.0) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), within ``[0, ceiling]``."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), ceiling)

@@ -1,0 +1,67 @@
+"""Powertools logger, metrics and tracer, configured once; every log line passes through redaction."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.metrics import MetricUnit
+
+from tao_results.redaction import SECRETS
+
+# These libraries print request URLs (with signatures) and response bodies (with the secret) at
+# DEBUG. They stay at WARNING whatever the function's own log level is.
+_CHATTY_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "requests")
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON formatter, with secrets and signatures scrubbed from the final line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return SECRETS.scrub(super().format(record))
+
+
+@dataclass
+class Telemetry:
+    """The function's logger, metrics and tracer, and the few metrics it publishes."""
+
+    logger: Logger
+    metrics: Metrics
+    tracer: Tracer
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def copied(self, size: int, seconds: float) -> None:
+        self._add("ResultsCopied", MetricUnit.Count, 1)
+        self._add("BytesCopied", MetricUnit.Bytes, size)
+        self._add("CopyDuration", MetricUnit.Milliseconds, round(seconds * 1000, 1))
+
+    def permanent_failure(self) -> None:
+        self._add("PermanentFailures", MetricUnit.Count, 1)
+
+    def transient_failure(self) -> None:
+        self._add("TransientFailures", MetricUnit.Count, 1)
+
+    def _add(self, name: str, unit: MetricUnit, value: float) -> None:
+        # Records run on worker threads; Metrics keeps plain dicts.
+        with self._lock:
+            self.metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def create_telemetry(service_name: str, metrics_namespace: str) -> Telemetry:
+    for name in _CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logger = Logger(service=service_name, logger_formatter=RedactingFormatter())
+    return Telemetry(
+        logger=logger,
+        metrics=Metrics(service=service_name, namespace=metrics_namespace),
+        tracer=Tracer(service=service_name),
+    )
+
+
+def log_fields(**fields: Any) -> dict[str, Any]:
+    """``extra=`` for a structured log line, dropping empty values."""
+    return {key: value for key, value in fields.items() if value is not None}

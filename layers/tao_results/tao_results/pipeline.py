@@ -1,0 +1,168 @@
+"""One SQS record, end to end: referenceId → signed URL → S3, with bounded retries.
+
+Outcomes: the result is in S3 (return), the record is dead-lettered (return: it is done), or a
+TransientError propagates so the batch reports the record as failed and SQS delivers it again.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from tao_results.config import Settings
+from tao_results.dead_letters import DeadLetterQueue
+from tao_results.deadline import Deadline
+from tao_results.errors import PermanentError, TransientError
+from tao_results.message import reference_id_from_body
+from tao_results.naming import object_key, result_filename
+from tao_results.observability import Telemetry, log_fields
+from tao_results.redelivery import RetryScheduler
+from tao_results.storage import SignedUrlFetcher
+from tao_results.tao_client import DownloadApi
+from tao_results.transfer import CopyResult, S3Writer
+from tao_results.url_policy import redact_url
+
+MAX_BACKOFF_IN_INVOCATION = 5.0
+# Below this, starting another attempt is not worth it: the deadline would cut it short.
+MIN_SECONDS_FOR_AN_ATTEMPT = 2.0
+
+
+@dataclass
+class RecordProcessor:
+    settings: Settings
+    download_api: DownloadApi
+    fetcher: SignedUrlFetcher
+    writer: S3Writer
+    dead_letters: DeadLetterQueue
+    retries: RetryScheduler
+    telemetry: Telemetry
+    sleep: Callable[[float], None] = time.sleep
+    wall_clock: Callable[[], float] = time.time
+
+    def process(self, record: Mapping[str, Any], deadline: Deadline) -> None:
+        """Copy or dead-letter ``record``; raise TransientError if it must be delivered again."""
+        message_id = record.get("messageId")
+        try:
+            self._process(record, deadline)
+        except TransientError as error:
+            self.telemetry.transient_failure()
+            delay = self.retries.defer(record, error)
+            self.telemetry.logger.warning(
+                "Transient failure, the message will be retried",
+                extra=log_fields(
+                    reason=error.reason,
+                    detail=error.detail,
+                    http_status=error.http_status,
+                    message_id=message_id,
+                    retry_in_seconds=delay,
+                ),
+            )
+            raise
+
+    def _process(self, record: Mapping[str, Any], deadline: Deadline) -> None:
+        try:
+            reference_id = reference_id_from_body(record.get("body"))
+        except PermanentError as error:
+            self._dead_letter(record, None, error)
+            return
+        with self._correlated(reference_id):
+            try:
+                result = self._copy_with_retries(reference_id, record, deadline)
+            except PermanentError as error:
+                self._dead_letter(record, reference_id, error)
+                return
+            self.telemetry.copied(result.size, result.seconds)
+            self.telemetry.logger.info(
+                "Result copied",
+                extra=log_fields(
+                    key=result.key, size=result.size, parts=result.parts, seconds=round(result.seconds, 3)
+                ),
+            )
+
+    def _copy_with_retries(
+        self, reference_id: str, record: Mapping[str, Any], deadline: Deadline
+    ) -> CopyResult:
+        attempt = 0
+        while True:
+            attempt += 1
+            deadline.check("download")
+            try:
+                return self._copy_once(reference_id, deadline)
+            except PermanentError as error:
+                if error.reason == "not_found" and self._within_not_found_grace(record):
+                    raise TransientError(
+                        "not_ready", f"not found yet, the import may still run: {error.detail}", 404
+                    ) from error
+                raise
+            except TransientError as error:
+                delay = _in_invocation_backoff(attempt, error.retry_after)
+                # A long wait costs Lambda duration: leave it to SQS (see redelivery) instead.
+                if (
+                    attempt >= self.settings.max_attempts
+                    or delay > MAX_BACKOFF_IN_INVOCATION
+                    or not deadline.allows(delay + MIN_SECONDS_FOR_AN_ATTEMPT)
+                ):
+                    raise
+                self.telemetry.logger.info(
+                    "Retrying within the invocation",
+                    extra=log_fields(reason=error.reason, attempt=attempt, delay_seconds=round(delay, 2)),
+                )
+                self.sleep(delay)
+
+    def _copy_once(self, reference_id: str, deadline: Deadline) -> CopyResult:
+        signed_url = self.download_api.signed_url(reference_id)
+        with self.fetcher.open(signed_url) as body:
+            filename = result_filename(body.content_disposition, body.url)
+            key = object_key(self.settings.results_prefix, reference_id, filename)
+            self.telemetry.logger.debug("Copying", extra=log_fields(source=redact_url(body.url), key=key))
+            metadata = {"reference-id": reference_id, "source": "tao-advance"}
+            if body.expected_length is not None:
+                metadata["source-content-length"] = str(body.expected_length)
+            return self.writer.copy(body, key, metadata, deadline)
+
+    def _within_not_found_grace(self, record: Mapping[str, Any]) -> bool:
+        grace = self.settings.not_found_grace_seconds
+        if grace <= 0:
+            return False
+        attributes = record.get("attributes") or {}
+        try:
+            sent_at = int(attributes["SentTimestamp"]) / 1000.0
+        except (KeyError, TypeError, ValueError):
+            return False
+        return self.wall_clock() - sent_at < grace
+
+    def _dead_letter(
+        self, record: Mapping[str, Any], reference_id: str | None, error: PermanentError
+    ) -> None:
+        self.dead_letters.send(record, reference_id, error)
+        self.telemetry.permanent_failure()
+        self.telemetry.logger.error(
+            "Permanent failure, message dead-lettered",
+            extra=log_fields(
+                reason=error.reason,
+                detail=error.detail,
+                http_status=error.http_status,
+                reference_id=reference_id,
+                message_id=record.get("messageId"),
+            ),
+        )
+
+    @contextmanager
+    def _correlated(self, reference_id: str) -> Iterator[None]:
+        logger = self.telemetry.logger
+        logger.thread_safe_append_keys(correlation_id=reference_id)
+        try:
+            yield
+        finally:
+            logger.thread_safe_clear_keys()
+
+
+def _in_invocation_backoff(attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return retry_after
+    exponential = min(0.25 * 2 ** (attempt - 1), MAX_BACKOFF_IN_INVOCATION)
+    return random.uniform(exponential / 2, exponential)

@@ -1,0 +1,106 @@
+"""The function's composition root: builds every collaborator once per container, runs batches."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tao_results.auth import TokenProvider
+from tao_results.aws import AwsClients
+from tao_results.config import Settings
+from tao_results.credentials import CredentialStore
+from tao_results.dead_letters import DeadLetterQueue
+from tao_results.deadline import Deadline
+from tao_results.errors import TransientError
+from tao_results.http import new_session
+from tao_results.observability import Telemetry, create_telemetry
+from tao_results.pipeline import RecordProcessor
+from tao_results.redelivery import RetryScheduler
+from tao_results.storage import SignedUrlFetcher
+from tao_results.tao_client import DownloadApi
+from tao_results.transfer import PartBuffers, S3Calls, S3Writer
+from tao_results.url_policy import SignedUrlPolicy
+
+
+@dataclass
+class DownloadResultService:
+    settings: Settings
+    telemetry: Telemetry
+    processor: RecordProcessor
+
+    def handle_batch(self, event: Mapping[str, Any], context: LambdaContext | None) -> PartialItemFailureResponse:
+        """Process an SQS event; answer the records to retry as ``batchItemFailures``."""
+        deadline = Deadline.from_context(context, self.settings.deadline_margin_seconds)
+        # Records run concurrently on threads (their work is blocking I/O), at most N at once.
+        slots = asyncio.Semaphore(self.settings.record_concurrency)
+
+        async def record_handler(record: SQSRecord) -> None:
+            async with slots:
+                # Checked here, not in the thread: a record that never starts needs no cleanup.
+                deadline.check("batch")
+                await asyncio.to_thread(self.processor.process, record.raw_event, deadline)
+
+        batch = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        records = event.get("Records") or []
+        with batch(records, record_handler, context):
+            batch.async_process()
+        return batch.response()
+
+
+def build_service(settings: Settings, telemetry: Telemetry | None = None) -> DownloadResultService:
+    telemetry = telemetry or create_telemetry(settings.service_name, settings.metrics_namespace)
+    uploads_in_flight = settings.record_concurrency * settings.upload_concurrency
+    aws = AwsClients(
+        max_pool_connections=uploads_in_flight + settings.record_concurrency + 2,
+        connect_timeout=settings.connect_timeout_seconds,
+        read_timeout=settings.read_timeout_seconds,
+    )
+    timeout = (settings.connect_timeout_seconds, settings.read_timeout_seconds)
+    tao_session = new_session(pool_size=settings.record_concurrency)
+    tokens = TokenProvider(
+        session=tao_session,
+        token_url=settings.tao_token_url,
+        scope=settings.tao_token_scope,
+        credentials=CredentialStore(
+            lambda: aws.secrets_manager, settings.credentials_secret_id, settings.secret_cache_seconds
+        ),
+        timeout=timeout,
+        refresh_margin_seconds=settings.token_refresh_margin_seconds,
+    )
+    processor = RecordProcessor(
+        settings=settings,
+        download_api=DownloadApi(tao_session, settings, tokens),
+        fetcher=SignedUrlFetcher(
+            # A separate session: nothing of the API's (cookies, auth) may travel to storage.
+            session=new_session(pool_size=settings.record_concurrency),
+            policy=SignedUrlPolicy(settings.signed_url_allowed_hosts, settings.allow_plain_http),
+            timeout=timeout,
+        ),
+        writer=S3Writer(
+            S3Calls(lambda: aws.s3, settings.results_bucket),
+            part_size=settings.part_size_bytes,
+            upload_concurrency=settings.upload_concurrency,
+            buffers=PartBuffers(settings.transfer_buffer_bytes),
+            executor=ThreadPoolExecutor(max_workers=uploads_in_flight, thread_name_prefix="s3-upload"),
+        ),
+        dead_letters=DeadLetterQueue(lambda: aws.sqs, settings.dead_letter_queue_url),
+        retries=RetryScheduler(
+            lambda: aws.sqs,
+            settings.retry_backoff_base_seconds,
+            settings.retry_backoff_max_seconds,
+            on_error=telemetry.logger.warning,
+        ),
+        telemetry=telemetry,
+    )
+    return DownloadResultService(settings, telemetry, processor)
+
+
+__all__ = ["DownloadResultService", "TransientError", "build_service"]

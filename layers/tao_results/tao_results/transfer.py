@@ -1,0 +1,272 @@
+"""Streaming a result into S3 with bounded memory, whatever its size.
+
+Bodies smaller than one part go up in a single PutObject (with a SHA-256 that S3 verifies). Larger
+ones go up as a multipart upload: parts are read into reusable buffers and uploaded by a shared
+pool while the next part downloads. A container-wide :class:`PartBuffers` budget bounds the bytes
+held at once across every record. Any failure aborts the upload, so no object and no open upload
+is left behind; success replaces the key atomically, so a redelivered message yields one object.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import math
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tao_results.config import MiB
+from tao_results.deadline import Deadline
+from tao_results.errors import PermanentError, ProcessingError, error_for_aws
+from tao_results.storage import ResultBody
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+S3_MAX_PARTS = 10_000
+S3_MAX_PART_SIZE = 5 * 1024 * MiB
+
+
+def part_size_for(expected_length: int | None, configured_part_size: int) -> int:
+    """The configured size, grown (in whole MiB) only as far as the 10,000-part limit requires."""
+    if expected_length is None or expected_length <= configured_part_size * S3_MAX_PARTS:
+        return configured_part_size
+    needed = math.ceil(expected_length / S3_MAX_PARTS)
+    size = math.ceil(needed / MiB) * MiB
+    if size > S3_MAX_PART_SIZE:
+        raise PermanentError("result_too_large", f"{expected_length} bytes exceed what S3 accepts")
+    return size
+
+
+class PartBuffers:
+    """A byte budget for part buffers shared by all copies in the container, with buffer reuse."""
+
+    def __init__(self, capacity_bytes: int) -> None:
+        self._capacity = capacity_bytes
+        self._in_use = 0
+        self._free: dict[int, list[bytearray]] = {}
+        self._condition = threading.Condition()
+
+    def acquire(self, size: int) -> bytearray:
+        with self._condition:
+            # A part larger than the whole budget may still go, alone.
+            self._condition.wait_for(lambda: self._in_use == 0 or self._in_use + size <= self._capacity)
+            self._in_use += size
+            free = self._free.get(size)
+            if free:
+                return free.pop()
+            self._free.clear()  # buffers of another size are not coming back into use
+        return bytearray(size)
+
+    def release(self, buffer: bytearray) -> None:
+        with self._condition:
+            self._in_use -= len(buffer)
+            self._free.setdefault(len(buffer), []).append(buffer)
+            self._condition.notify_all()
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    key: str
+    size: int
+    parts: int
+    seconds: float
+
+
+class S3Calls:
+    """S3 operations with botocore errors mapped onto the two failure families."""
+
+    def __init__(self, s3: Callable[[], S3Client], bucket: str) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+
+    def __call__(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - lazy boto import
+
+        method = getattr(self._s3(), _snake_case(operation))
+        try:
+            return method(Bucket=self.bucket, **kwargs)  # type: ignore[no-any-return]
+        except ClientError as error:
+            details = error.response.get("Error", {})
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code, message = details.get("Code", "Unknown"), details.get("Message", "")
+            raise error_for_aws(operation, code, message, status) from error
+        except BotoCoreError as error:
+            raise error_for_aws(operation, type(error).__name__, str(error), None) from error
+
+
+class S3Writer:
+    def __init__(
+        self,
+        calls: S3Calls,
+        part_size: int,
+        upload_concurrency: int,
+        buffers: PartBuffers,
+        executor: ThreadPoolExecutor,
+    ) -> None:
+        self._calls = calls
+        self._part_size = part_size
+        self._upload_concurrency = upload_concurrency
+        self._buffers = buffers
+        self._executor = executor
+
+    def copy(self, body: ResultBody, key: str, metadata: dict[str, str], deadline: Deadline) -> CopyResult:
+        started = time.monotonic()
+        part_size = part_size_for(body.expected_length, self._part_size)
+        first = self._buffers.acquire(part_size)
+        handed_over = False
+        try:
+            filled = body.read_into(first)
+            if filled == part_size:
+                handed_over = True
+                upload = _MultipartUpload(
+                    self._calls, self._buffers, self._executor, self._upload_concurrency, key
+                )
+                parts = upload.run(body, first, part_size, body.content_type, metadata, deadline)
+                return CopyResult(key, body.bytes_read, parts, time.monotonic() - started)
+            body.verify_length()
+            self._put_single(key, memoryview(first)[:filled], body.content_type, metadata)
+            return CopyResult(key, filled, 1, time.monotonic() - started)
+        finally:
+            if not handed_over:
+                self._buffers.release(first)
+
+    def _put_single(self, key: str, data: memoryview, content_type: str, metadata: dict[str, str]) -> None:
+        digest = hashlib.sha256(data).digest()
+        self._calls(
+            "PutObject",
+            Key=key,
+            Body=bytes(data),
+            ContentType=content_type,
+            Metadata={**metadata, "sha256": digest.hex()},
+            ChecksumSHA256=base64.b64encode(digest).decode(),
+        )
+
+
+class _MultipartUpload:
+    """One multipart upload: parts stream in order, uploads overlap the next part's download."""
+
+    def __init__(
+        self,
+        calls: S3Calls,
+        buffers: PartBuffers,
+        executor: ThreadPoolExecutor,
+        concurrency: int,
+        key: str,
+    ) -> None:
+        self._calls = calls
+        self._buffers = buffers
+        self._executor = executor
+        self._concurrency = concurrency
+        self._key = key
+        self._upload_id = ""
+        self._in_flight: dict[Future[dict[str, Any]], bytearray] = {}
+        self._completed: list[dict[str, Any]] = []
+
+    def run(
+        self,
+        body: ResultBody,
+        first: bytearray,
+        part_size: int,
+        content_type: str,
+        metadata: dict[str, str],
+        deadline: Deadline,
+    ) -> int:
+        """Upload ``first`` (already read) and the rest of ``body``; return the number of parts."""
+        try:
+            self._upload_id = self._calls(
+                "CreateMultipartUpload",
+                Key=self._key,
+                ContentType=content_type,
+                Metadata=metadata,
+                ChecksumAlgorithm="CRC32",
+            )["UploadId"]
+        except BaseException:
+            self._buffers.release(first)
+            raise
+        try:
+            number = 1
+            self._submit(number, first, part_size)
+            while True:
+                deadline.check("copy")
+                buffer = self._buffers.acquire(part_size)
+                try:
+                    filled = body.read_into(buffer)
+                except BaseException:
+                    self._buffers.release(buffer)
+                    raise
+                if filled == 0:
+                    self._buffers.release(buffer)
+                    break
+                number += 1
+                if number > S3_MAX_PARTS:
+                    self._buffers.release(buffer)
+                    raise PermanentError(
+                        "result_too_large", f"the result needs more than {S3_MAX_PARTS} parts"
+                    )
+                self._submit(number, buffer, filled)
+                if filled < part_size:
+                    break
+            body.verify_length()
+            self._drain(keep=0)
+            self._calls(
+                "CompleteMultipartUpload",
+                Key=self._key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": sorted(self._completed, key=lambda part: int(part["PartNumber"]))},
+            )
+            return number
+        except BaseException:
+            self._abort()
+            raise
+
+    def _submit(self, number: int, buffer: bytearray, length: int) -> None:
+        # Bound this copy's own uploads too, so one record cannot take the whole pool.
+        self._drain(keep=self._concurrency - 1)
+        future = self._executor.submit(self._upload_part, number, buffer, length)
+        self._in_flight[future] = buffer
+
+    def _upload_part(self, number: int, buffer: bytearray, length: int) -> dict[str, Any]:
+        # The buffer goes back to the budget here, on the upload thread, never waiting on the reader.
+        try:
+            data = buffer if length == len(buffer) else bytes(memoryview(buffer)[:length])
+            answer = self._calls(
+                "UploadPart",
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=data,
+                ChecksumAlgorithm="CRC32",
+            )
+        finally:
+            self._buffers.release(buffer)
+        part = {"PartNumber": number, "ETag": answer["ETag"]}
+        if answer.get("ChecksumCRC32"):
+            part["ChecksumCRC32"] = answer["ChecksumCRC32"]
+        return part
+
+    def _drain(self, keep: int) -> None:
+        while len(self._in_flight) > keep:
+            done, _ = wait(self._in_flight, return_when=FIRST_EXCEPTION)
+            for future in done:
+                del self._in_flight[future]
+                self._completed.append(future.result())
+
+    def _abort(self) -> None:
+        for future, buffer in self._in_flight.items():
+            if future.cancel():  # never started, so its upload thread will not release the buffer
+                self._buffers.release(buffer)
+        wait(self._in_flight)
+        self._in_flight.clear()
+        # If even the abort fails, the bucket's lifecycle rule removes the parts later.
+        with contextlib.suppress(ProcessingError):
+            self._calls("AbortMultipartUpload", Key=self._key, UploadId=self._upload_id)
+
+
+def _snake_case(operation: str) -> str:
+    return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in operation).lstrip("_")

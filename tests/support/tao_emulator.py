@@ -1,0 +1,1556 @@
+"""A TAO Advance emulator: a real HTTP/1.1 server on loopback for tests, the demo and the benchmarks.
+
+It serves the three things the function talks to, over real sockets, with the behaviour the TAO
+"Download results via API" page documents plus what we know beyond it, and it injects faults.
+
+Endpoints (all on one ``base_url`` such as ``http://127.0.0.1:40123``)
+-----------------------------------------------------------------------
+``POST /api/v1/upload/v1/oauth2/tokens``
+    OAuth2 client credentials. Body ``application/x-www-form-urlencoded`` or ``multipart/form-data``
+    (``curl --form``); client credentials in the body or as HTTP Basic. ``grant_type`` must be
+    ``client_credentials`` (else 400 ``{"error": "unsupported_grant_type"}``); wrong client → 401
+    ``{"error": "invalid_client"}``. Success → 200 ``{"access_token", "token_type": "Bearer",
+    "expires_in", "scope"}``. ``scope`` is optional: the granted scopes are the requested ones the
+    client has, or all it has when it asks for none it has. Tokens keep the scopes they were issued
+    with and expire server-side after ``expires_in`` (emulator clock, see ``advance_clock``).
+``GET /api/v1/download/{referenceId}`` and ``GET /api/v1/upload/api/v1/download/{referenceId}``
+    (the doc uses both). Bad/missing/expired/revoked Bearer → 401 ``text/plain`` ``Access Denied``;
+    no ``rostering`` scope → 403 ``{"message": "Insufficient scope"}``; unknown or not yet ready →
+    404 ``{"message": "Reference ID not found. File not found in pending bucket."}``; ready → 200
+    ``{"signedUrl": "..."}``. ``ready_after_calls=N`` makes the first N *authorised* calls for a
+    reference answer 404 (faulted or unauthorised calls do not count).
+``GET /storage/results/{referenceId}/{filename}?X-Amz-...``
+    An S3-like presigned URL (``X-Amz-Algorithm/Credential/Date/Expires/SignedHeaders/Signature``,
+    the signature an HMAC-SHA256 over path, date and expiry with a per-emulator key). Like S3: an
+    ``Authorization`` header → 400 XML ``InvalidArgument`` "Only one auth mechanism allowed" (the
+    XML echoes the header value in ``ArgumentValue``, as S3 does); bad signature → 403
+    ``SignatureDoesNotMatch``; past expiry → 403 ``AccessDenied`` "Request has expired"; missing
+    query auth → 403 ``AccessDenied``. Otherwise 200 with ``Content-Length``, ``Content-Type``,
+    ``Content-Disposition`` (default ``attachment; filename="<filename>"``), ``ETag`` and the body
+    streamed in 1 MiB memoryview slices. A single ``Range: bytes=a-b`` gets a 206. HEAD → 403 (the
+    URL is signed for GET, as on S3).
+``/_emulator/{method}``
+    Admin API (JSON in/out, ``POST`` with the keyword arguments as a JSON object) mirroring the
+    in-process methods below; used by :class:`EmulatorAdmin`.
+
+Result bodies
+-------------
+``add_result(ref, size=N)`` generates N deterministic bytes: one 1 MiB pseudo-random block per
+``seed`` (``shake_256``), and chunk *i* of a result is that block rotated by an offset derived from
+the reference and *i*, so every MiB of a file differs (a part-reordering bug changes the sha256)
+and two references differ. Memory stays bounded (2 MiB per seed) whatever the size; streaming is a
+single ``sendall`` of a memoryview per MiB. ``add_result(ref, content=b"...")`` serves exact bytes.
+The returned :class:`ResultInfo` carries ``size`` and ``sha256`` (of exactly the bytes served).
+
+In-process API (:class:`TaoEmulator`; :class:`EmulatorAdmin` has the same methods over HTTP)
+---------------------------------------------------------------------------------------------
+``TaoEmulator(host="127.0.0.1", port=0, **settings)``, ``start() -> self``, ``stop()``, context
+manager, ``base_url``, ``host``, ``port``;
+``add_result(reference_id, *, size=None, content=None, filename="result.csv",
+content_type="text/csv", content_disposition=DEFAULT, ready_after_calls=0, seed=None) -> ResultInfo``
+(``content_disposition=None`` omits the header, a string is sent raw); ``result_info(ref)``,
+``remove_result(ref)``; ``add_fault(Fault)``, ``clear_faults()``, ``faults()`` (remaining);
+``configure(**settings)``, ``settings()``; ``rotate_secret(new)`` (old secret stops working, issued
+tokens stay valid); ``revoke_tokens()``; ``set_scopes([...])`` (for tokens issued afterwards);
+``advance_clock(seconds)`` (moves the emulator's clock: token expiry and URL expiry);
+``reset()`` (results, faults, stats, log, tokens, clock, fault RNG); ``stats()``,
+``requests_log()``, ``issued_tokens()``, ``issued_signatures()`` (every token and every
+X-Amz-Signature ever handed out, so tests can grep logs for leaks).
+
+Settings: ``client_id`` ("demo-client"), ``client_secret`` ("demo-secret"), ``token_expires_in``
+(3600), ``signed_url_ttl`` (300), ``latency_ms`` (0, slept before every TAO and storage answer,
+not admin calls), ``scopes`` (["rostering"]), ``random_fault_rate`` (0.0), ``random_fault_seed``
+(0), ``random_fault_kinds`` (all of :data:`RANDOM_FAULT_KINDS`), ``slow_delay_ms`` (1000),
+``content_seed`` (0, default seed of generated bodies), ``idle_timeout_s`` (60, keep-alive idle).
+
+Faults
+------
+``Fault(stage, kind, reference_id=None, times=1, probability=1.0, **params)``; ``stage`` is
+``"token" | "download" | "storage"``; ``reference_id=None`` matches any; ``times=None`` = forever.
+The first matching fault (in insertion order) that passes its probability roll fires. Kinds:
+
+``status``      answer ``status`` (default 500) with ``body`` (None → a stage-typical body),
+                ``content_type`` (default JSON, XML for storage) and extra ``headers``.
+``reset``       close the TCP connection without answering (SO_LINGER 0 → RST).
+``delay``       sleep ``delay_ms`` then answer normally (client timeouts).
+``truncate``    storage: full ``Content-Length``, only ``truncate_at`` bytes (None → half), close.
+``overlong``    storage: ``Transfer-Encoding: chunked`` plus a ``Content-Length`` ``extra`` bytes
+                smaller than the body actually sent.
+``expired_url`` download: a valid signature whose expiry has already passed.
+``signed_url``  download: 200 ``{"signedUrl": url}``, ``{base_url}`` and ``{signed_path}`` (a valid
+                signed path+query for the reference) substituted in ``url``.
+``redirect``    storage: ``status`` (default 302) with ``Location: location`` (same placeholders).
+``revoke``      download: revoke the presented token and answer 401 ``Access Denied``.
+
+``expired_url``/``signed_url``/``truncate``/``overlong`` only fire on a request that would
+otherwise succeed; the others fire before authentication. Random faults
+(``configure(random_fault_rate=.., random_fault_seed=.., random_fault_kinds=[..])``): each TAO
+and storage call rolls a seeded RNG and, with that probability, gets one kind of the realistic mix
+in :data:`RANDOM_FAULT_KINDS` applicable to its stage (``slow`` applies everywhere). Explicit faults
+win over random ones. Stats count fired faults by ``Fault.kind`` (``faults_injected``) and random
+ones also by mix name (``random_faults_injected``). A single sequential client sees the same
+sequence for the same seed.
+
+CLI: ``python -m tests.support.tao_emulator --host 127.0.0.1 --port 0 [--client-id ..]
+[--client-secret ..] [--latency-ms N]`` prints one JSON line ``{"base_url": ...}`` once listening
+and serves until SIGTERM/SIGINT. :func:`spawn_emulator` / :func:`running_emulator_process` start
+that in a child process and hand back an :class:`EmulatorAdmin`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import copy
+import dataclasses
+import email.parser
+import email.policy
+import enum
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import queue
+import random
+import re
+import secrets
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Literal, cast
+from urllib.parse import parse_qs, quote, unquote, urlencode
+
+import requests
+
+__all__ = [
+    "DEFAULT",
+    "RANDOM_FAULT_KINDS",
+    "EmulatorAdmin",
+    "Fault",
+    "ResultInfo",
+    "TaoEmulator",
+    "running_emulator_process",
+    "spawn_emulator",
+]
+
+TOKEN_PATH = "/api/v1/upload/v1/oauth2/tokens"
+DOWNLOAD_PATHS = ("/api/v1/download", "/api/v1/upload/api/v1/download")
+STORAGE_PREFIX = "/storage/results/"
+ADMIN_PREFIX = "/_emulator/"
+NOT_FOUND_MESSAGE = "Reference ID not found. File not found in pending bucket."
+ACCESS_DENIED = "Access Denied"
+BLOCK_SIZE = 1 << 20  # one generated block; also the streaming chunk size
+_ROTATION_STEP = 0x9E3779B1  # odd: chunk rotations are all distinct for 2**20 chunks (1 TiB)
+_MAX_REQUEST_BODY = 10 << 20
+_FAKE_ACCESS_KEY = "ASIAEMULATOR7EXAMPLE"
+_REGION = "eu-west-1"
+
+Stage = Literal["token", "download", "storage"]
+FaultKind = Literal[
+    "status", "reset", "delay", "truncate", "overlong", "expired_url", "signed_url", "redirect", "revoke"
+]
+FAULT_KINDS: frozenset[str] = frozenset(
+    ["status", "reset", "delay", "truncate", "overlong", "expired_url", "signed_url", "redirect", "revoke"]
+)
+# Kinds that only replace an answer that would otherwise be a success; the rest fire up front.
+_SUCCESS_PHASE_KINDS = frozenset(["truncate", "overlong", "expired_url", "signed_url"])
+_STAGE_KINDS: dict[str, frozenset[str]] = {
+    "token": frozenset(["status", "reset", "delay"]),
+    "download": frozenset(["status", "reset", "delay", "expired_url", "signed_url", "revoke"]),
+    "storage": frozenset(["status", "reset", "delay", "truncate", "overlong", "redirect"]),
+}
+
+#: The realistic mix random faults draw from: name → (stage or None for any stage).
+RANDOM_FAULT_KINDS: dict[str, str | None] = {
+    "download_500": "download",
+    "download_429": "download",
+    "download_reset": "download",
+    "storage_truncate": "storage",
+    "download_expired_url": "download",
+    "download_revoke": "download",
+    "token_503": "token",
+    "storage_500": "storage",
+    "slow": None,
+}
+
+
+class _Default(enum.Enum):
+    TOKEN = "default"
+
+
+#: Sentinel for ``add_result(content_disposition=...)``: the default ``attachment; filename=".."``.
+DEFAULT = _Default.TOKEN
+
+
+# --------------------------------------------------------------------------------------------------
+# Data types
+# --------------------------------------------------------------------------------------------------
+
+
+def _encode_bytes(value: str | bytes | None) -> Any:
+    if isinstance(value, bytes):
+        return {"base64": base64.b64encode(value).decode("ascii")}
+    return value
+
+
+def _decode_bytes(value: Any) -> str | bytes | None:
+    if isinstance(value, dict):
+        return base64.b64decode(value["base64"])
+    return cast("str | bytes | None", value)
+
+
+@dataclasses.dataclass
+class Fault:
+    """One injected misbehaviour; see the module docstring for the kinds and their parameters."""
+
+    stage: Stage
+    kind: FaultKind
+    reference_id: str | None = None
+    times: int | None = 1
+    probability: float = 1.0
+    # kind parameters
+    status: int | None = None
+    body: str | bytes | None = None
+    content_type: str | None = None
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    delay_ms: int = 0
+    truncate_at: int | None = None
+    extra: int = 1
+    url: str = ""
+    location: str = ""
+
+    def __post_init__(self) -> None:
+        if self.stage not in _STAGE_KINDS:
+            raise ValueError(f"unknown fault stage {self.stage!r}")
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}")
+        if self.kind not in _STAGE_KINDS[self.stage]:
+            raise ValueError(f"fault kind {self.kind!r} does not apply to stage {self.stage!r}")
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError("probability must be within [0, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["body"] = _encode_bytes(self.body)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fault:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - fields
+        if unknown:
+            raise ValueError(f"unknown Fault fields: {sorted(unknown)}")
+        values = dict(data)
+        values["body"] = _decode_bytes(values.get("body"))
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultInfo:
+    """What the emulator serves for one reference (``sha256`` is of exactly the bytes served)."""
+
+    reference_id: str
+    size: int
+    sha256: str
+    etag: str
+    filename: str
+    content_type: str
+    content_disposition: str | None
+    ready_after_calls: int
+    seed: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResultInfo:
+        return cls(**data)
+
+
+@dataclasses.dataclass
+class _Settings:
+    client_id: str = "demo-client"
+    client_secret: str = "demo-secret"
+    token_expires_in: int = 3600
+    signed_url_ttl: int = 300
+    latency_ms: int = 0
+    scopes: list[str] = dataclasses.field(default_factory=lambda: ["rostering"])
+    random_fault_rate: float = 0.0
+    random_fault_seed: int = 0
+    random_fault_kinds: list[str] = dataclasses.field(default_factory=lambda: list(RANDOM_FAULT_KINDS))
+    slow_delay_ms: int = 1000
+    content_seed: int = 0
+    idle_timeout_s: float = 60.0
+
+    def update(self, values: dict[str, Any]) -> None:
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = set(values) - names
+        if unknown:
+            raise TypeError(f"unknown emulator settings: {sorted(unknown)}")
+        for kind in values.get("random_fault_kinds", []):
+            if kind not in RANDOM_FAULT_KINDS:
+                raise ValueError(f"unknown random fault kind {kind!r}; known: {sorted(RANDOM_FAULT_KINDS)}")
+        if not 0.0 <= float(values.get("random_fault_rate", 0.0)) <= 1.0:
+            raise ValueError("random_fault_rate must be within [0, 1]")
+        for name, value in values.items():
+            setattr(self, name, list(value) if isinstance(value, list | tuple) else value)
+
+
+@dataclasses.dataclass
+class _Token:
+    scopes: tuple[str, ...]
+    expires_at: float
+    revoked: bool = False
+
+
+# --------------------------------------------------------------------------------------------------
+# Result bodies
+# --------------------------------------------------------------------------------------------------
+
+_BLOCK_CACHE: dict[int, memoryview] = {}
+_BLOCK_LOCK = threading.Lock()
+
+
+def _doubled_block(seed: int) -> memoryview:
+    """A pseudo-random 1 MiB block for ``seed``, stored twice so any rotation is one slice."""
+    with _BLOCK_LOCK:
+        view = _BLOCK_CACHE.get(seed)
+        if view is None:
+            block = hashlib.shake_256(f"tao-emulator-block:{seed}".encode()).digest(BLOCK_SIZE)
+            view = memoryview(block + block)
+            _BLOCK_CACHE[seed] = view
+        return view
+
+
+class _Body:
+    """The bytes of one result, produced as memoryview slices of at most ``BLOCK_SIZE``."""
+
+    def __init__(self, reference_id: str, size: int | None, content: bytes | None, seed: int) -> None:
+        self.content = content
+        if content is not None:
+            self.size = len(content)
+        else:
+            if size is None or size < 0:
+                raise ValueError("add_result needs size >= 0 or content")
+            self.size = size
+        digest = hashlib.sha256(f"{seed}:{reference_id}".encode()).digest()
+        self.base = int.from_bytes(digest[:8], "big") % BLOCK_SIZE
+        self.block = _doubled_block(seed) if content is None else memoryview(b"")
+
+    def chunks(self, start: int = 0, end: int | None = None) -> Iterator[memoryview]:
+        end = self.size if end is None else end
+        if self.content is not None:
+            view = memoryview(self.content)
+            for pos in range(start, end, BLOCK_SIZE):
+                yield view[pos : min(pos + BLOCK_SIZE, end)]
+            return
+        pos = start
+        while pos < end:
+            index, within = divmod(pos, BLOCK_SIZE)
+            rotation = (self.base + index * _ROTATION_STEP) % BLOCK_SIZE + within
+            length = min(BLOCK_SIZE - within, end - pos)
+            yield self.block[rotation : rotation + length]
+            pos += length
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        for chunk in self.chunks():
+            digest.update(chunk)
+        return digest.hexdigest()
+
+
+@dataclasses.dataclass
+class _Result:
+    info: ResultInfo
+    body: _Body
+    authorised_calls: int = 0
+
+
+# --------------------------------------------------------------------------------------------------
+# The emulator
+# --------------------------------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], emulator: TaoEmulator) -> None:
+        self.emulator = emulator
+        self.open_sockets: set[socket.socket] = set()
+        self.sockets_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.sockets_lock:
+            self.open_sockets.add(request)
+        self.emulator._count_connection()
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.sockets_lock:
+            self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):  # client went away, our own RST, timeouts: all expected
+            return
+        super().handle_error(request, client_address)
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class TaoEmulator:
+    """The emulator, in process. Thread-safe; every method can be called while it serves."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **settings: Any) -> None:
+        address = ipaddress.ip_address(host)
+        if not address.is_loopback:
+            raise ValueError(f"the emulator binds to loopback only, not {host!r}")
+        self.host = host
+        self._requested_port = port
+        self._settings = _Settings()
+        self._settings.update(settings)
+        self._lock = threading.RLock()
+        self._signing_key = secrets.token_bytes(32)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._clear_state()
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def _clear_state(self) -> None:
+        with self._lock:
+            self._results: dict[str, _Result] = {}
+            self._faults: list[Fault] = []
+            self._tokens: dict[str, _Token] = {}
+            self._issued_tokens: list[str] = []
+            self._issued_signatures: list[str] = []
+            self._log: list[dict[str, Any]] = []
+            self._clock_offset = 0.0
+            self._rng = random.Random(self._settings.random_fault_seed)
+            self._stats: dict[str, Any] = self._empty_stats()
+
+    @staticmethod
+    def _empty_stats() -> dict[str, Any]:
+        return {
+            "token_requests": 0,
+            "tokens_issued": 0,
+            "download_calls": Counter(),
+            "storage_gets": Counter(),
+            "connections_accepted": 0,
+            "faults_injected": Counter(),
+            "random_faults_injected": Counter(),
+            "admin_requests": 0,
+            "bytes_served": 0,
+        }
+
+    def start(self) -> TaoEmulator:
+        if self._server is not None:
+            return self
+        server_class = _Server6 if ipaddress.ip_address(self.host).version == 6 else _Server
+        self._stopping.clear()
+        self._server = server_class((self.host, self._requested_port), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="tao-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        with server.sockets_lock:
+            for sock in list(server.open_sockets):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> TaoEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("emulator not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # ---- admin API -----------------------------------------------------------------------------
+
+    def add_result(
+        self,
+        reference_id: str,
+        *,
+        size: int | None = None,
+        content: bytes | None = None,
+        filename: str = "result.csv",
+        content_type: str = "text/csv",
+        content_disposition: str | _Default | None = DEFAULT,
+        ready_after_calls: int = 0,
+        seed: int | None = None,
+    ) -> ResultInfo:
+        """Register (or replace) a result; computes its sha256 once, streaming."""
+        if content is not None and size is not None and size != len(content):
+            raise ValueError("size and len(content) differ")
+        effective_seed = self._settings.content_seed if seed is None else seed
+        body = _Body(reference_id, size, content, effective_seed)
+        sha256 = body.sha256()  # outside the lock: may take seconds for GiB results
+        disposition = (
+            f'attachment; filename="{filename}"' if content_disposition is DEFAULT else content_disposition
+        )
+        info = ResultInfo(
+            reference_id=reference_id,
+            size=body.size,
+            sha256=sha256,
+            etag=f'"{sha256[:32]}"',
+            filename=filename,
+            content_type=content_type,
+            content_disposition=disposition,
+            ready_after_calls=ready_after_calls,
+            seed=None if content is not None else effective_seed,
+        )
+        with self._lock:
+            self._results[reference_id] = _Result(info=info, body=body)
+        return info
+
+    def result_info(self, reference_id: str) -> ResultInfo | None:
+        with self._lock:
+            result = self._results.get(reference_id)
+            return None if result is None else result.info
+
+    def remove_result(self, reference_id: str) -> None:
+        with self._lock:
+            self._results.pop(reference_id, None)
+
+    def add_fault(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(copy.deepcopy(fault))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def faults(self) -> list[Fault]:
+        """The faults still armed (``times`` is what is left)."""
+        with self._lock:
+            return copy.deepcopy(self._faults)
+
+    def configure(self, **settings: Any) -> None:
+        with self._lock:
+            self._settings.update(settings)
+            if "random_fault_seed" in settings:
+                self._rng = random.Random(self._settings.random_fault_seed)
+
+    def settings(self) -> dict[str, Any]:
+        with self._lock:
+            return dataclasses.asdict(self._settings)
+
+    def rotate_secret(self, new_secret: str) -> None:
+        self.configure(client_secret=new_secret)
+
+    def revoke_tokens(self) -> None:
+        with self._lock:
+            for token in self._tokens.values():
+                token.revoked = True
+
+    def set_scopes(self, scopes: list[str]) -> None:
+        self.configure(scopes=list(scopes))
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulator's clock forward (token and signed URL expiry) without sleeping."""
+        with self._lock:
+            self._clock_offset += seconds
+
+    def reset(self) -> None:
+        self._clear_state()
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                key: dict(value) if isinstance(value, Counter) else value
+                for key, value in self._stats.items()
+            }
+
+    def requests_log(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(entry) for entry in self._log]
+
+    def issued_tokens(self) -> list[str]:
+        with self._lock:
+            return list(self._issued_tokens)
+
+    def issued_signatures(self) -> list[str]:
+        with self._lock:
+            return list(self._issued_signatures)
+
+    # ---- internals used by the handler ---------------------------------------------------------
+
+    def _now(self) -> float:
+        return time.time() + self._clock_offset
+
+    def _count_connection(self) -> None:
+        with self._lock:
+            self._stats["connections_accepted"] += 1
+
+    def _sleep(self, milliseconds: float) -> None:
+        if milliseconds > 0:
+            self._stopping.wait(milliseconds / 1000.0)
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._log.append(entry)
+
+    def _count(self, key: str, reference_id: str | None = None) -> None:
+        with self._lock:
+            if reference_id is None:
+                self._stats[key] += 1
+            else:
+                self._stats[key][reference_id] += 1
+
+    def _take_fault(self, stage: str, reference_id: str | None, phase_success: bool) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.stage != stage or (fault.kind in _SUCCESS_PHASE_KINDS) != phase_success:
+                    continue
+                if fault.reference_id is not None and fault.reference_id != reference_id:
+                    continue
+                if fault.times is not None and fault.times <= 0:
+                    continue
+                if fault.probability < 1.0 and self._rng.random() >= fault.probability:
+                    continue
+                if fault.times is not None:
+                    fault.times -= 1
+                self._faults = [f for f in self._faults if f.times is None or f.times > 0]
+                self._stats["faults_injected"][fault.kind] += 1
+                return copy.deepcopy(fault)
+        return None
+
+    def _roll_random_fault(self, stage: str) -> tuple[str, Fault] | None:
+        with self._lock:
+            settings = self._settings
+            if settings.random_fault_rate <= 0:
+                return None
+            if self._rng.random() >= settings.random_fault_rate:
+                return None
+            candidates = [
+                name for name in settings.random_fault_kinds if RANDOM_FAULT_KINDS[name] in (None, stage)
+            ]
+            if not candidates:
+                return None
+            name = self._rng.choice(candidates)
+            retry_after = self._rng.choice(["0", "1"])
+        fault = _random_fault(name, stage, settings.slow_delay_ms, retry_after)
+        return name, fault
+
+    def _count_random(self, name: str, fault: Fault) -> None:
+        with self._lock:
+            self._stats["random_faults_injected"][name] += 1
+            self._stats["faults_injected"][fault.kind] += 1
+
+    def _issue_token(self, scopes: tuple[str, ...]) -> tuple[str, int]:
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            expires_in = self._settings.token_expires_in
+            self._tokens[token] = _Token(scopes=scopes, expires_at=self._now() + expires_in)
+            self._issued_tokens.append(token)
+            self._stats["tokens_issued"] += 1
+        return token, expires_in
+
+    def _token(self, token: str) -> _Token | None:
+        with self._lock:
+            record = self._tokens.get(token)
+            if record is None or record.revoked or self._now() >= record.expires_at:
+                return None
+            return record
+
+    def _revoke(self, token: str) -> None:
+        with self._lock:
+            record = self._tokens.get(token)
+            if record is not None:
+                record.revoked = True
+
+    def _signature(self, path: str, amz_date: str, expires: str) -> str:
+        message = f"GET\n{unquote(path)}\n{amz_date}\n{expires}".encode()
+        return hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()
+
+    def _signed_path(self, info: ResultInfo, *, expired: bool = False) -> str:
+        """A presigned path+query for ``info``, recorded in ``issued_signatures``."""
+        ttl = self._settings.signed_url_ttl
+        issued_at = self._now() - (ttl + 60 if expired else 0)
+        amz_date = datetime.fromtimestamp(issued_at, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+        path = f"{STORAGE_PREFIX}{quote(info.reference_id, safe='')}/{quote(info.filename, safe='')}"
+        signature = self._signature(path, amz_date, str(ttl))
+        with self._lock:
+            self._issued_signatures.append(signature)
+        query = urlencode(
+            {
+                "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+                "X-Amz-Credential": f"{_FAKE_ACCESS_KEY}/{amz_date[:8]}/{_REGION}/s3/aws4_request",
+                "X-Amz-Date": amz_date,
+                "X-Amz-Expires": str(ttl),
+                "X-Amz-SignedHeaders": "host",
+                "X-Amz-Signature": signature,
+            },
+            quote_via=quote,
+        )
+        return f"{path}?{query}"
+
+    def _lookup(self, reference_id: str) -> _Result | None:
+        with self._lock:
+            return self._results.get(reference_id)
+
+    def _admin_call(self, method: str, arguments: dict[str, Any]) -> Any:
+        """Run one admin method from its JSON form (used by the ``/_emulator/`` endpoints)."""
+        if method == "add_result":
+            arguments = dict(arguments)
+            if isinstance(arguments.get("content"), dict):
+                arguments["content"] = _decode_bytes(arguments["content"])
+            if "content_disposition" not in arguments:
+                arguments["content_disposition"] = DEFAULT
+            return self.add_result(**arguments).to_dict()
+        if method == "add_fault":
+            self.add_fault(Fault.from_dict(arguments["fault"]))
+            return None
+        if method == "faults":
+            return [fault.to_dict() for fault in self.faults()]
+        if method == "result_info":
+            info = self.result_info(**arguments)
+            return None if info is None else info.to_dict()
+        if method not in _ADMIN_PLAIN_METHODS:
+            raise LookupError(f"unknown admin method {method!r}")
+        function: Callable[..., Any] = getattr(self, method)
+        return function(**arguments)
+
+
+_ADMIN_PLAIN_METHODS = frozenset(
+    [
+        "remove_result",
+        "clear_faults",
+        "configure",
+        "settings",
+        "rotate_secret",
+        "revoke_tokens",
+        "set_scopes",
+        "advance_clock",
+        "reset",
+        "stats",
+        "requests_log",
+        "issued_tokens",
+        "issued_signatures",
+    ]
+)
+
+
+def _random_fault(name: str, stage: str, slow_delay_ms: int, retry_after: str) -> Fault:
+    json_type = "application/json"
+    if name == "download_500":
+        body = json.dumps({"message": "Internal error while checking the status (emulated)"})
+        return Fault("download", "status", status=500, body=body, content_type=json_type)
+    if name == "download_429":
+        body = json.dumps({"message": "Too Many Requests"})
+        return Fault(
+            "download",
+            "status",
+            status=429,
+            body=body,
+            content_type=json_type,
+            headers={"Retry-After": retry_after},
+        )
+    if name == "download_reset":
+        return Fault("download", "reset")
+    if name == "storage_truncate":
+        return Fault("storage", "truncate")
+    if name == "download_expired_url":
+        return Fault("download", "expired_url")
+    if name == "download_revoke":
+        return Fault("download", "revoke")
+    if name == "token_503":
+        html = "<html><head><title>503 Service Temporarily Unavailable</title></head></html>"
+        return Fault("token", "status", status=503, body=html, content_type="text/html")
+    if name == "storage_500":
+        return Fault(
+            "storage",
+            "status",
+            status=500,
+            body=_s3_error("InternalError", "We encountered an internal error. Please try again."),
+        )
+    return Fault(cast("Stage", stage), "delay", delay_ms=slow_delay_ms)
+
+
+_S3_STATUS_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("InvalidRequest", "Invalid Request"),
+    403: ("AccessDenied", "Access Denied"),
+    404: ("NoSuchKey", "The specified key does not exist."),
+    500: ("InternalError", "We encountered an internal error. Please try again."),
+    503: ("SlowDown", "Please reduce your request rate."),
+}
+
+
+def _s3_error(code: str, message: str, **extra: str) -> str:
+    fields = "".join(f"<{key}>{_xml_escape(value)}</{key}>" for key, value in extra.items())
+    request_id = secrets.token_hex(8).upper()
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{_xml_escape(message)}</Message>{fields}"
+        f"<RequestId>{request_id}</RequestId><HostId>{secrets.token_urlsafe(24)}</HostId></Error>"
+    )
+
+
+def _xml_escape(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+# --------------------------------------------------------------------------------------------------
+# HTTP handler
+# --------------------------------------------------------------------------------------------------
+
+_DOWNLOAD_RE = re.compile(r"^/api/v1/(?:upload/api/v1/)?download(?:/(?P<ref>[^/]*))?/?$")
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class _ConnectionDropped(Exception):
+    """The answer was a TCP reset; nothing else may be written."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "TaoEmulator/1.0"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    # per request
+    stage: str
+    reference_id: str | None
+    fault_kind: str | None
+    authorization_present: bool
+
+    @property
+    def emulator(self) -> TaoEmulator:
+        return self.server.emulator
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.emulator._settings.idle_timeout_s)
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (OSError, _ConnectionDropped):
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silenced: the request line would carry X-Amz-Signature into stderr."""
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
+    # ---- plumbing ------------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        length_header = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked_body()
+        if not length_header:
+            return b""
+        try:
+            length = int(length_header)
+        except ValueError:
+            length = -1
+        if length < 0 or length > _MAX_REQUEST_BODY:
+            self.close_connection = True
+            raise ValueError("bad or oversized request body")
+        return self.rfile.read(length)
+
+    def _read_chunked_body(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            size = int(line.split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(parts)
+            total += size
+            if total > _MAX_REQUEST_BODY:
+                self.close_connection = True
+                raise ValueError("oversized request body")
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _log_entry(self, status: int | None) -> None:
+        host, port = self.client_address[:2]
+        self.emulator._record(
+            {
+                "time": time.time(),
+                "stage": self.stage,
+                "method": self.command,
+                "path": self.path.split("?", 1)[0],
+                "reference_id": self.reference_id,
+                "status": status,
+                "authorization_present": self.authorization_present,
+                "fault": self.fault_kind,
+                "client": f"{host}:{port}",
+            }
+        )
+
+    def _start(self, status: int, headers: dict[str, str], content_length: int | None) -> None:
+        self._log_entry(status)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if content_length is not None:
+            self.send_header("Content-Length", str(content_length))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+
+    def _send(
+        self, status: int, body: str | bytes, content_type: str | None, headers: dict[str, str] | None = None
+    ) -> None:
+        payload = body.encode() if isinstance(body, str) else body
+        all_headers: dict[str, str] = {}
+        if content_type is not None:
+            all_headers["Content-Type"] = content_type
+        all_headers.update(headers or {})
+        self._start(status, all_headers, len(payload))
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _send_json(self, status: int, document: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(document), "application/json", headers)
+
+    def _send_s3_error(self, status: int, code: str, message: str, **extra: str) -> None:
+        headers = {"x-amz-request-id": secrets.token_hex(8).upper()}
+        self._send(status, _s3_error(code, message, **extra), "application/xml", headers)
+
+    def _access_denied(self) -> None:
+        self._send(401, ACCESS_DENIED, "text/plain")
+
+    def _reset_connection(self) -> None:
+        self._log_entry(None)
+        self.close_connection = True
+        sock = self.connection
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            sock.close()
+        raise _ConnectionDropped
+
+    # ---- routing -------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        path = self.path.split("?", 1)[0]
+        self.stage = "other"
+        self.reference_id = None
+        self.fault_kind = None
+        self.authorization_present = "Authorization" in self.headers
+        try:
+            body = self._read_body()
+        except ValueError:
+            self._send_json(413, {"message": "Request body too large or malformed"})
+            return
+        if path.startswith(ADMIN_PREFIX):
+            self.stage = "admin"
+            self._admin(path[len(ADMIN_PREFIX) :], body)
+            return
+        download = _DOWNLOAD_RE.match(path)
+        if path == TOKEN_PATH:
+            self.stage = "token"
+            self._tao_stage(lambda fault: self._token(body))
+        elif download is not None:
+            self.stage = "download"
+            self.reference_id = unquote(download.group("ref") or "")
+            self._tao_stage(self._download)
+        elif path.startswith(STORAGE_PREFIX):
+            self.stage = "storage"
+            parts = path[len(STORAGE_PREFIX) :].split("/")
+            self.reference_id = unquote(parts[0])
+            self._tao_stage(lambda fault: self._storage(path, parts, fault))
+        else:
+            self._send_json(404, {"message": "Not Found"})
+
+    def _tao_stage(self, answer: Callable[[tuple[str, Fault] | None], None]) -> None:
+        emulator = self.emulator
+        if self.stage == "token":
+            emulator._count("token_requests")
+        elif self.stage == "download":
+            emulator._count("download_calls", self.reference_id or "")
+        else:
+            emulator._count("storage_gets", self.reference_id or "")
+        emulator._sleep(emulator._settings.latency_ms)
+        rolled = emulator._roll_random_fault(self.stage)
+        fault = emulator._take_fault(self.stage, self.reference_id, phase_success=False)
+        if fault is None and rolled is not None and rolled[1].kind not in _SUCCESS_PHASE_KINDS:
+            emulator._count_random(*rolled)
+            fault, rolled = rolled[1], None
+        if fault is not None:
+            self.fault_kind = fault.kind
+            if self._apply_early_fault(fault):
+                return
+        answer(rolled)
+
+    def _apply_early_fault(self, fault: Fault) -> bool:
+        """Apply a fault that fires before normal processing; True when the answer is sent."""
+        if fault.kind == "delay":
+            self.emulator._sleep(fault.delay_ms)
+            return False
+        if fault.kind == "reset":
+            self._reset_connection()
+        if fault.kind == "revoke":
+            token = self._bearer_token()
+            if token is not None:
+                self.emulator._revoke(token)
+            self._access_denied()
+            return True
+        if fault.kind == "redirect":
+            location = self._fill_placeholders(fault.location)
+            status = fault.status if fault.status is not None and 300 <= fault.status < 400 else 302
+            self._send(status, b"", None, {"Location": location, **fault.headers})
+            return True
+        # status
+        status = fault.status if fault.status is not None else 500
+        body = fault.body
+        content_type = fault.content_type
+        if self.stage == "storage":
+            if body is None:
+                code, message = _S3_STATUS_ERRORS.get(status, _S3_STATUS_ERRORS[500])
+                body = _s3_error(code, message)
+            content_type = content_type or "application/xml"
+        else:
+            if body is None:
+                body = json.dumps({"message": f"Emulated error {status}"})
+            content_type = content_type or "application/json"
+        self._send(status, body, content_type, fault.headers)
+        return True
+
+    def _success_fault(self, rolled: tuple[str, Fault] | None) -> Fault | None:
+        fault = self.emulator._take_fault(self.stage, self.reference_id, phase_success=True)
+        if fault is None and rolled is not None:
+            self.emulator._count_random(*rolled)
+            fault = rolled[1]
+        if fault is not None:
+            self.fault_kind = fault.kind
+        return fault
+
+    def _fill_placeholders(self, template: str) -> str:
+        text = template.replace("{base_url}", self.emulator.base_url)
+        if "{signed_path}" in text:
+            result = self.emulator._lookup(self.reference_id or "")
+            info = (
+                result.info
+                if result is not None
+                else ResultInfo(self.reference_id or "", 0, "", "", "result.csv", "text/csv", None, 0, None)
+            )
+            text = text.replace("{signed_path}", self.emulator._signed_path(info))
+        return text
+
+    # ---- admin ---------------------------------------------------------------------------------
+
+    def _admin(self, method: str, body: bytes) -> None:
+        self.emulator._count("admin_requests")
+        try:
+            arguments = json.loads(body) if body.strip() else {}
+            if not isinstance(arguments, dict):
+                raise TypeError("admin arguments must be a JSON object")
+            result = self.emulator._admin_call(method.strip("/"), arguments)
+        except LookupError as error:
+            self._send_json(404, {"error": str(error)})
+            return
+        except (TypeError, ValueError, KeyError, binascii.Error) as error:
+            self._send_json(400, {"error": f"{type(error).__name__}: {error}"})
+            return
+        self._send_json(200, {"result": result})
+
+    # ---- token ---------------------------------------------------------------------------------
+
+    def _token(self, body: bytes) -> None:
+        if self.command != "POST":
+            self._send_json(
+                405, {"error": "invalid_request", "error_description": "POST only"}, {"Allow": "POST"}
+            )
+            return
+        try:
+            form = _parse_form(self.headers.get("Content-Type", ""), body)
+        except ValueError as error:
+            self._send_json(400, {"error": "invalid_request", "error_description": str(error)})
+            return
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        basic_used = False
+        authorization = self.headers.get("Authorization", "")
+        if authorization[:6].lower() == "basic ":
+            basic_used = True
+            try:
+                decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+                user, _, password = decoded.partition(":")
+                client_id, client_secret = unquote(user), unquote(password)
+            except (binascii.Error, UnicodeDecodeError):
+                client_id = client_secret = None
+        settings = self.emulator._settings
+        if not (
+            client_id is not None
+            and client_secret is not None
+            and hmac.compare_digest(client_id.encode(), settings.client_id.encode())
+            and hmac.compare_digest(client_secret.encode(), settings.client_secret.encode())
+        ):
+            headers = {"WWW-Authenticate": 'Basic realm="tao"'} if basic_used else {}
+            self._send_json(401, {"error": "invalid_client"}, headers)
+            return
+        if form.get("grant_type") != "client_credentials":
+            self._send_json(400, {"error": "unsupported_grant_type"})
+            return
+        has = tuple(settings.scopes)
+        requested = (form.get("scope") or "").split()
+        granted = tuple(scope for scope in requested if scope in has) or has
+        token, expires_in = self.emulator._issue_token(granted)
+        self._send_json(
+            200,
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": expires_in,
+                "scope": " ".join(granted),
+            },
+            {"Cache-Control": "no-store", "Pragma": "no-cache"},
+        )
+
+    # ---- download ------------------------------------------------------------------------------
+
+    def _bearer_token(self) -> str | None:
+        authorization = self.headers.get("Authorization", "")
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return None
+        return value.strip()
+
+    def _download(self, rolled: tuple[str, Fault] | None) -> None:
+        if self.command != "GET":
+            self._send_json(405, {"message": "Method Not Allowed"}, {"Allow": "GET"})
+            return
+        token = self._bearer_token()
+        record = None if token is None else self.emulator._token(token)
+        if record is None:
+            self._access_denied()
+            return
+        if "rostering" not in record.scopes:
+            self._send_json(403, {"message": "Insufficient scope"})
+            return
+        emulator = self.emulator
+        ready = False
+        with emulator._lock:
+            result = emulator._results.get(self.reference_id or "")
+            if result is not None:
+                result.authorised_calls += 1
+                ready = result.authorised_calls > result.info.ready_after_calls
+        if result is None or not ready:
+            self._send_json(404, {"message": NOT_FOUND_MESSAGE})
+            return
+        fault = self._success_fault(rolled)
+        if fault is not None and fault.kind == "signed_url":
+            self._send_json(200, {"signedUrl": self._fill_placeholders(fault.url)})
+            return
+        expired = fault is not None and fault.kind == "expired_url"
+        url = emulator.base_url + emulator._signed_path(result.info, expired=expired)
+        self._send_json(200, {"signedUrl": url})
+
+    # ---- storage -------------------------------------------------------------------------------
+
+    def _storage(self, path: str, parts: list[str], rolled: tuple[str, Fault] | None) -> None:
+        if "Authorization" in self.headers:
+            self._send_s3_error(
+                400,
+                "InvalidArgument",
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query "
+                "string parameter or the Authorization header should be specified",
+                ArgumentName="Authorization",
+                ArgumentValue=self.headers.get("Authorization", ""),
+            )
+            return
+        query = parse_qs(self.path.split("?", 1)[1] if "?" in self.path else "", keep_blank_values=True)
+        params = {key: values[0] for key, values in query.items()}
+        required = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-Signature")
+        if any(name not in params for name in required):
+            self._send_s3_error(403, "AccessDenied", "Access Denied")
+            return
+        emulator = self.emulator
+        amz_date, expires = params["X-Amz-Date"], params["X-Amz-Expires"]
+        expected = emulator._signature(path, amz_date, expires)
+        if (
+            self.command != "GET"
+            or params["X-Amz-Algorithm"] != "AWS4-HMAC-SHA256"
+            or not hmac.compare_digest(expected, params["X-Amz-Signature"])
+        ):
+            self._send_s3_error(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided. "
+                "Check your key and signing method.",
+            )
+            return
+        try:
+            issued = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+            lifetime = int(expires)
+        except ValueError:
+            self._send_s3_error(
+                400, "AuthorizationQueryParametersError", "Invalid X-Amz-Date or X-Amz-Expires"
+            )
+            return
+        if emulator._now() > issued + lifetime:
+            self._send_s3_error(
+                403,
+                "AccessDenied",
+                "Request has expired",
+                X_Amz_Expires=expires,
+                Expires=datetime.fromtimestamp(issued + lifetime, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            )
+            return
+        result = emulator._lookup(self.reference_id or "")
+        if result is None or len(parts) != 2 or unquote(parts[1]) != result.info.filename:
+            self._send_s3_error(404, "NoSuchKey", "The specified key does not exist.", Key=path)
+            return
+        self._stream(result, self._success_fault(rolled))
+
+    def _stream(self, result: _Result, fault: Fault | None) -> None:
+        info, body = result.info, result.body
+        start, end, status = 0, info.size, 200
+        headers = {
+            "Content-Type": info.content_type,
+            "ETag": info.etag,
+            "Accept-Ranges": "bytes",
+            "Last-Modified": self.date_time_string(int(time.time()) - 60),
+            "x-amz-request-id": secrets.token_hex(8).upper(),
+        }
+        if info.content_disposition is not None:
+            headers["Content-Disposition"] = info.content_disposition
+        range_header = self.headers.get("Range")
+        if range_header:
+            parsed = _parse_range(range_header, info.size)
+            if parsed is None:
+                self._send_s3_error(
+                    416, "InvalidRange", "The requested range is not satisfiable", RangeRequested=range_header
+                )
+                return
+            start, end = parsed
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
+        total = end - start
+        sent = 0
+        try:
+            if fault is not None and fault.kind == "overlong":
+                self.close_connection = True
+                headers["Transfer-Encoding"] = "chunked"
+                self._start(status, headers, max(0, total - fault.extra))
+                for chunk in body.chunks(start, end):
+                    self.wfile.write(b"%x\r\n" % len(chunk))
+                    self.wfile.write(chunk)
+                    self.wfile.write(b"\r\n")
+                    sent += len(chunk)
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            limit = total
+            if fault is not None and fault.kind == "truncate":
+                self.close_connection = True
+                limit = min(total, total // 2 if fault.truncate_at is None else max(0, fault.truncate_at))
+            self._start(status, headers, total)
+            for chunk in body.chunks(start, start + limit):
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except OSError:
+            self.close_connection = True
+        finally:
+            with self.emulator._lock:
+                self.emulator._stats["bytes_served"] += sent
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    match = _RANGE_RE.match(header.strip())
+    if match is None or match.group(1) == match.group(2) == "":
+        return None
+    first, last = match.group(1), match.group(2)
+    if first == "":
+        length = int(last)
+        if length == 0:
+            return None
+        return max(0, size - length), size
+    start = int(first)
+    end = size if last == "" else min(size, int(last) + 1)
+    if start >= size or end <= start:
+        return None
+    return start, end
+
+
+def _parse_form(content_type: str, body: bytes) -> dict[str, str]:
+    """Parse an urlencoded or multipart/form-data body into its first values."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type in ("application/x-www-form-urlencoded", ""):
+        try:
+            parsed = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError as error:
+            raise ValueError("form body is not UTF-8") from error
+        return {key: values[0] for key, values in parsed.items()}
+    if media_type == "multipart/form-data":
+        if "boundary=" not in content_type:
+            raise ValueError("multipart body without boundary")
+        header = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(header + body)
+        if not message.is_multipart():
+            raise ValueError("malformed multipart body")
+        form: dict[str, str] = {}
+        for part in message.iter_parts():
+            if not isinstance(part, Message):
+                continue
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if isinstance(name, str) and isinstance(payload, bytes):
+                form.setdefault(name, payload.decode())
+        return form
+    raise ValueError(f"unsupported Content-Type {media_type!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# HTTP admin client, subprocess helpers, CLI
+# --------------------------------------------------------------------------------------------------
+
+
+class EmulatorAdmin:
+    """Drives an emulator (usually in another process) through ``/_emulator/``; same API."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.process: subprocess.Popen[str] | None = None
+        self._session = requests.Session()
+
+    def _call(self, method: str, **arguments: Any) -> Any:
+        response = self._session.post(
+            f"{self.base_url}{ADMIN_PREFIX}{method}", json=arguments, timeout=self.timeout
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"emulator admin {method} failed: {response.status_code} {response.text}")
+        return response.json()["result"]
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> EmulatorAdmin:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def add_result(
+        self,
+        reference_id: str,
+        *,
+        size: int | None = None,
+        content: bytes | None = None,
+        filename: str = "result.csv",
+        content_type: str = "text/csv",
+        content_disposition: str | _Default | None = DEFAULT,
+        ready_after_calls: int = 0,
+        seed: int | None = None,
+    ) -> ResultInfo:
+        arguments: dict[str, Any] = {
+            "reference_id": reference_id,
+            "size": size,
+            "content": _encode_bytes(content),
+            "filename": filename,
+            "content_type": content_type,
+            "ready_after_calls": ready_after_calls,
+            "seed": seed,
+        }
+        if content_disposition is not DEFAULT:
+            arguments["content_disposition"] = content_disposition
+        return ResultInfo.from_dict(self._call("add_result", **arguments))
+
+    def result_info(self, reference_id: str) -> ResultInfo | None:
+        data = self._call("result_info", reference_id=reference_id)
+        return None if data is None else ResultInfo.from_dict(data)
+
+    def remove_result(self, reference_id: str) -> None:
+        self._call("remove_result", reference_id=reference_id)
+
+    def add_fault(self, fault: Fault) -> None:
+        self._call("add_fault", fault=fault.to_dict())
+
+    def clear_faults(self) -> None:
+        self._call("clear_faults")
+
+    def faults(self) -> list[Fault]:
+        return [Fault.from_dict(data) for data in self._call("faults")]
+
+    def configure(self, **settings: Any) -> None:
+        self._call("configure", **settings)
+
+    def settings(self) -> dict[str, Any]:
+        return cast("dict[str, Any]", self._call("settings"))
+
+    def rotate_secret(self, new_secret: str) -> None:
+        self._call("rotate_secret", new_secret=new_secret)
+
+    def revoke_tokens(self) -> None:
+        self._call("revoke_tokens")
+
+    def set_scopes(self, scopes: list[str]) -> None:
+        self._call("set_scopes", scopes=list(scopes))
+
+    def advance_clock(self, seconds: float) -> None:
+        self._call("advance_clock", seconds=seconds)
+
+    def reset(self) -> None:
+        self._call("reset")
+
+    def stats(self) -> dict[str, Any]:
+        return cast("dict[str, Any]", self._call("stats"))
+
+    def requests_log(self) -> list[dict[str, Any]]:
+        return cast("list[dict[str, Any]]", self._call("requests_log"))
+
+    def issued_tokens(self) -> list[str]:
+        return cast("list[str]", self._call("issued_tokens"))
+
+    def issued_signatures(self) -> list[str]:
+        return cast("list[str]", self._call("issued_signatures"))
+
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+_CLI_SETTINGS = {"client_id": "--client-id", "client_secret": "--client-secret", "latency_ms": "--latency-ms"}
+
+
+def spawn_emulator(
+    host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 20.0, **settings: Any
+) -> tuple[subprocess.Popen[str], EmulatorAdmin]:
+    """Start ``python -m tests.support.tao_emulator`` in a child process; caller stops it."""
+    command = [sys.executable, "-m", "tests.support.tao_emulator", "--host", host, "--port", str(port)]
+    for name, flag in _CLI_SETTINGS.items():
+        if name in settings:
+            command += [flag, str(settings.pop(name))]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
+    process = subprocess.Popen(command, cwd=_REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stdout is not None
+    stdout = process.stdout
+    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+    try:
+        line = lines.get(timeout=startup_timeout)
+        base_url = str(json.loads(line)["base_url"])
+    except (queue.Empty, ValueError, KeyError) as error:
+        _terminate(process)
+        raise RuntimeError(f"emulator process did not start (exit code {process.poll()})") from error
+    admin = EmulatorAdmin(base_url)
+    admin.process = process
+    if settings:
+        admin.configure(**settings)
+    return process, admin
+
+
+def _terminate(process: subprocess.Popen[str]) -> int:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+    return int(process.returncode)
+
+
+@contextlib.contextmanager
+def running_emulator_process(**settings: Any) -> Iterator[EmulatorAdmin]:
+    """An emulator in a child process for the duration of the block (``admin.process`` is it)."""
+    process, admin = spawn_emulator(**settings)
+    try:
+        yield admin
+    finally:
+        admin.close()
+        _terminate(process)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.support.tao_emulator", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--client-id", default=_Settings.client_id)
+    parser.add_argument("--client-secret", default=_Settings.client_secret)
+    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--token-expires-in", type=int, default=_Settings.token_expires_in)
+    parser.add_argument("--signed-url-ttl", type=int, default=_Settings.signed_url_ttl)
+    args = parser.parse_args(argv)
+    emulator = TaoEmulator(
+        host=args.host,
+        port=args.port,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        latency_ms=args.latency_ms,
+        token_expires_in=args.token_expires_in,
+        signed_url_ttl=args.signed_url_ttl,
+    ).start()
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    sys.stdout.write(json.dumps({"base_url": emulator.base_url}) + "\n")
+    sys.stdout.flush()
+    while not stop.wait(0.2):
+        pass
+    emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

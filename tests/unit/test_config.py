@@ -1,0 +1,81 @@
+import pytest
+
+from tao_results.config import ConfigError, load_settings
+
+REQUIRED = {
+    "TAO_BASE_URL": "https://acme.taoadvance.example",
+    "TAO_CREDENTIALS_SECRET_ID": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:tao-AbCdEf",
+    "RESULTS_BUCKET": "results",
+    "DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
+}
+
+
+def test_defaults_from_the_minimal_environment():
+    settings = load_settings(REQUIRED)
+    assert settings.tao_token_url == "https://acme.taoadvance.example/api/v1/upload/v1/oauth2/tokens"
+    assert settings.download_url("ref-1") == "https://acme.taoadvance.example/api/v1/download/ref-1"
+    assert settings.results_prefix == "tao-results/"
+    assert settings.signed_url_allowed_hosts == ("acme.taoadvance.example", "*.amazonaws.com")
+    assert settings.allow_plain_http is False
+    assert settings.not_found_grace_seconds == 0
+    assert settings.tao_token_scope == "rostering"
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
+def test_a_missing_required_variable_is_named(missing):
+    environ = {k: v for k, v in REQUIRED.items() if k != missing}
+    with pytest.raises(ConfigError, match=missing):
+        load_settings(environ)
+
+
+def test_blank_counts_as_missing():
+    with pytest.raises(ConfigError, match="RESULTS_BUCKET"):
+        load_settings({**REQUIRED, "RESULTS_BUCKET": "  "})
+
+
+def test_the_alternative_documented_download_path_is_configurable():
+    settings = load_settings({**REQUIRED, "TAO_DOWNLOAD_PATH": "/api/v1/upload/api/v1/download/{referenceId}"})
+    assert settings.download_url("12345").endswith("/api/v1/upload/api/v1/download/12345")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TAO_BASE_URL", "ftp://acme.example"),
+        ("TAO_BASE_URL", "acme.example"),
+        ("TAO_BASE_URL", "https://user:pw@acme.example"),
+        ("TAO_BASE_URL", "https://acme.example/?x=1"),
+        ("TAO_DOWNLOAD_PATH", "/api/v1/download/"),
+        ("TAO_DOWNLOAD_PATH", "api/{referenceId}"),
+        ("TAO_TOKEN_URL", "/relative"),
+        ("RECORD_CONCURRENCY", "0"),
+        ("RECORD_CONCURRENCY", "eleven"),
+        ("PART_SIZE_BYTES", "1024"),
+        ("NOT_FOUND_GRACE_SECONDS", "-1"),
+        ("RESULTS_PREFIX", "/abs/"),
+        ("RESULTS_PREFIX", "a/../b/"),
+        ("SIGNED_URL_ALLOWED_HOSTS", "bad host"),
+        ("SIGNED_URL_ALLOWED_HOSTS", "*"),
+        ("SIGNED_URL_ALLOWED_HOSTS", " , "),
+    ],
+)
+def test_invalid_values_fail_fast_naming_the_variable(name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_settings({**REQUIRED, name: value})
+
+
+def test_prefix_gets_a_trailing_slash_and_may_be_empty():
+    assert load_settings({**REQUIRED, "RESULTS_PREFIX": "imports"}).results_prefix == "imports/"
+    assert load_settings({**REQUIRED, "RESULTS_PREFIX": ""}).results_prefix == ""
+
+
+def test_plain_http_only_follows_a_plain_http_base_url():
+    settings = load_settings({**REQUIRED, "TAO_BASE_URL": "http://127.0.0.1:8080/"})
+    assert settings.allow_plain_http is True
+    assert settings.tao_base_url == "http://127.0.0.1:8080"
+    assert settings.signed_url_allowed_hosts[0] == "127.0.0.1"
+
+
+def test_allowed_hosts_are_normalised():
+    settings = load_settings({**REQUIRED, "SIGNED_URL_ALLOWED_HOSTS": "Files.Example.COM., *.s3.amazonaws.com,10.0.0.5"})
+    assert settings.signed_url_allowed_hosts == ("files.example.com", "*.s3.amazonaws.com", "10.0.0.5")

@@ -1,0 +1,94 @@
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from tao_results.errors import (
+    DOWNLOAD_API_OUTCOMES,
+    STORAGE_OUTCOMES,
+    TOKEN_OUTCOMES,
+    PermanentError,
+    TransientError,
+    error_for_aws,
+    error_for_status,
+    parse_retry_after,
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "family", "reason"),
+    [
+        (404, PermanentError, "not_found"),
+        (403, PermanentError, "insufficient_scope"),
+        (400, PermanentError, "bad_request"),
+        (401, TransientError, "unauthorized"),
+        (429, TransientError, "throttled"),
+        (500, TransientError, "server_error"),
+        (502, TransientError, "server_error"),
+        (503, TransientError, "server_error"),
+        (418, PermanentError, "unexpected_status"),
+        (302, PermanentError, "unexpected_status"),
+    ],
+)
+def test_download_api_classification(status, family, reason):
+    error = error_for_status(status, DOWNLOAD_API_OUTCOMES, "detail")
+    assert type(error) is family
+    assert error.reason == reason
+    assert error.http_status == status
+
+
+@pytest.mark.parametrize(
+    ("status", "family", "reason"),
+    [
+        (403, TransientError, "signed_url_expired"),
+        (500, TransientError, "server_error"),
+        (503, TransientError, "server_error"),
+        (404, TransientError, "storage_not_found"),
+        (400, PermanentError, "storage_bad_request"),
+    ],
+)
+def test_storage_classification(status, family, reason):
+    error = error_for_status(status, STORAGE_OUTCOMES, "detail")
+    assert type(error) is family
+    assert error.reason == reason
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 429, 500])
+def test_token_endpoint_failures_never_dead_letter(status):
+    assert isinstance(error_for_status(status, TOKEN_OUTCOMES, "x"), TransientError)
+
+
+def test_retry_after_travels_with_a_transient_error():
+    error = error_for_status(429, DOWNLOAD_API_OUTCOMES, "slow down", retry_after=7)
+    assert isinstance(error, TransientError)
+    assert error.retry_after == 7
+
+
+@pytest.mark.parametrize(
+    ("code", "family"),
+    [
+        ("AccessDenied", TransientError),
+        ("NoSuchBucket", TransientError),
+        ("SlowDown", TransientError),
+        ("InternalError", TransientError),
+        ("EntityTooLarge", PermanentError),
+        ("InvalidArgument", PermanentError),
+    ],
+)
+def test_aws_error_codes(code, family):
+    assert type(error_for_aws("PutObject", code, "m", 400)) is family
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [(None, None), ("", None), ("3", 3.0), (" 1.5 ", 1.5), ("-2", 0.0), ("nan", None), ("soon", None), ("99999", 900.0)],
+)
+def test_retry_after_delta_seconds(header, expected):
+    assert parse_retry_after(header) == expected
+
+
+def test_retry_after_http_date():
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    seconds = parse_retry_after(format_datetime(when, usegmt=True))
+    assert seconds is not None
+    assert 25 <= seconds <= 31
