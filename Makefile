@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONSTRAINTS := layers/tao_results/requirements.txt
 
-.PHONY: install test lint unit integration demo bench soak clean
+.PHONY: install test lint template-checks unit integration demo bench soak clean
 
 install: $(STAMP)
 
@@ -21,7 +21,12 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 
-test: lint
+# cfn-lint, sam validate --lint, the aarch64 dependency proof, sam build (with pyenv's 3.12 when
+# present) and checkov; SAM CLI and checkov live in their own virtual environments.
+template-checks: install
+	bash .ci/template-checks.sh
+
+test: lint template-checks
 	$(BIN)/pytest -m "not soak"
 
 unit: install

@@ -18,6 +18,7 @@ DEFAULT_DOWNLOAD_PATH = "/api/v1/download/{referenceId}"
 DEFAULT_SIGNED_URL_HOSTS = ("*.amazonaws.com",)
 S3_MINIMUM_PART_SIZE = 5 * MiB
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
@@ -53,6 +54,7 @@ class Settings:
     retry_backoff_max_seconds: float = 900.0
     service_name: str = "tao-results-to-s3"
     metrics_namespace: str = "TaoResultsToS3"
+    log_level: str = "INFO"
 
     def download_url(self, reference_id: str) -> str:
         return self.tao_base_url + self.tao_download_path.replace("{referenceId}", reference_id)
@@ -94,6 +96,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         retry_backoff_max_seconds=reader.number("RETRY_BACKOFF_MAX_SECONDS", 900.0, 0.0, 43200.0),
         service_name=reader.text("POWERTOOLS_SERVICE_NAME", default="tao-results-to-s3"),
         metrics_namespace=reader.text("POWERTOOLS_METRICS_NAMESPACE", default="TaoResultsToS3"),
+        log_level=reader.log_level(),
     )
 
 
@@ -141,6 +144,12 @@ class _Reader:
         if not minimum <= value <= maximum:
             raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {raw}")
         return value
+
+    def log_level(self) -> str:
+        level = (self._raw("POWERTOOLS_LOG_LEVEL") or self._raw("LOG_LEVEL") or "INFO").upper()
+        if level not in _LOG_LEVELS:
+            raise ConfigError(f"POWERTOOLS_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {level!r}")
+        return level
 
     def absolute_url(self, name: str, default: str | None = None) -> str:
         raw = self._raw(name)

@@ -51,10 +51,11 @@ class Telemetry:
             self.metrics.add_metric(name=name, unit=unit, value=value)
 
 
-def create_telemetry(service_name: str, metrics_namespace: str) -> Telemetry:
+def create_telemetry(service_name: str, metrics_namespace: str, log_level: str) -> Telemetry:
     for name in _CHATTY_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
-    logger = Logger(service=service_name, logger_formatter=RedactingFormatter())
+    logger = Logger(service=service_name, level=log_level, logger_formatter=RedactingFormatter())
+    logger.setLevel(log_level)  # also when this service's logger already existed in the process
     return Telemetry(
         logger=logger,
         metrics=Metrics(service=service_name, namespace=metrics_namespace),

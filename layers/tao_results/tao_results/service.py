@@ -36,7 +36,9 @@ class DownloadResultService:
     telemetry: Telemetry
     processor: RecordProcessor
 
-    def handle_batch(self, event: Mapping[str, Any], context: LambdaContext | None) -> PartialItemFailureResponse:
+    def handle_batch(
+        self, event: Mapping[str, Any], context: LambdaContext | None
+    ) -> PartialItemFailureResponse:
         """Process an SQS event; answer the records to retry as ``batchItemFailures``."""
         deadline = Deadline.from_context(context, self.settings.deadline_margin_seconds)
         # Records run concurrently on threads (their work is blocking I/O), at most N at once.
@@ -56,7 +58,9 @@ class DownloadResultService:
 
 
 def build_service(settings: Settings, telemetry: Telemetry | None = None) -> DownloadResultService:
-    telemetry = telemetry or create_telemetry(settings.service_name, settings.metrics_namespace)
+    telemetry = telemetry or create_telemetry(
+        settings.service_name, settings.metrics_namespace, settings.log_level
+    )
     uploads_in_flight = settings.record_concurrency * settings.upload_concurrency
     aws = AwsClients(
         max_pool_connections=uploads_in_flight + settings.record_concurrency + 2,
