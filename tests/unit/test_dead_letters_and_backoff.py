@@ -1,0 +1,61 @@
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from tao_results.dead_letters import dead_letter_attributes, dead_letter_body
+from tao_results.errors import PermanentError
+from tao_results.redaction import REDACTED, SecretRegistry
+from tao_results.redelivery import backoff_seconds
+
+RECORD = {"messageId": "m-1", "body": '{"referenceId": "r"}', "attributes": {"ApproximateReceiveCount": "3"}}
+
+
+def test_dead_letter_body_has_every_documented_field():
+    error = PermanentError("not_found", "Reference ID not found.", 404)
+    body = dead_letter_body(RECORD, "r", error, datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
+    assert body == {
+        "referenceId": "r",
+        "reason": "not_found",
+        "httpStatus": 404,
+        "detail": "Reference ID not found.",
+        "originalBody": '{"referenceId": "r"}',
+        "messageId": "m-1",
+        "failedAt": "2026-11-28T12:00:00.000Z",
+        "attempts": 3,
+    }
+    json.dumps(body)
+
+
+def test_dead_letter_attributes_for_filtering():
+    attributes = dead_letter_attributes(None, PermanentError("malformed_message", "x"))
+    assert attributes["reason"] == {"DataType": "String", "StringValue": "malformed_message"}
+    assert "referenceId" not in attributes
+    assert "httpStatus" not in attributes
+
+
+@pytest.mark.parametrize("receive_count", [1, 2, 5, 50])
+def test_backoff_is_exponential_bounded_and_jittered(receive_count):
+    delay = backoff_seconds(receive_count, base=10, ceiling=900, retry_after=None)
+    expected = min(10 * 2 ** (receive_count - 1), 900)
+    assert expected / 2 - 1 <= delay <= expected
+
+
+def test_backoff_honours_retry_after():
+    assert backoff_seconds(1, base=1, ceiling=900, retry_after=120) == 120
+    assert backoff_seconds(1, base=1, ceiling=60, retry_after=120) == 60
+
+
+def test_registry_scrubs_known_values_and_credential_shapes():
+    registry = SecretRegistry()
+    registry.add("tok-abcdef-123")
+    registry.add("abc")  # too short to be a credential: never redacted
+    line = (
+        'token tok-abcdef-123 url https://b.s3.amazonaws.com/k?X-Amz-Signature=deadbeef&x=1 '
+        'Authorization: Bearer eyJhbGciOi.payload.sig {"client_secret": "hunter22"} abc'
+    )
+    scrubbed = registry.scrub(line)
+    for secret in ("tok-abcdef-123", "deadbeef", "eyJhbGciOi", "hunter22"):
+        assert secret not in scrubbed
+    assert scrubbed.count(REDACTED) == 4
+    assert scrubbed.endswith("abc")

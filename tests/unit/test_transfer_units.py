@@ -1,0 +1,64 @@
+import threading
+import time
+
+import pytest
+
+from tao_results.errors import PermanentError
+from tao_results.transfer import S3_MAX_PARTS, PartBuffers, part_size_for
+
+MiB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("length", "expected"),
+    [
+        (None, 8 * MiB),
+        (0, 8 * MiB),
+        (2 * 1024 * MiB, 8 * MiB),  # 2 GiB: 256 parts of the configured size
+        (8 * MiB * S3_MAX_PARTS, 8 * MiB),  # exactly at the limit: no growth
+        (8 * MiB * S3_MAX_PARTS + 1, 9 * MiB),  # one byte more: grow by a whole MiB
+        (5 * 1024 * 1024 * MiB, 525 * MiB),  # 5 TiB, the S3 maximum object size
+    ],
+)
+def test_part_size_grows_only_as_far_as_the_part_limit_requires(length, expected):
+    size = part_size_for(length, 8 * MiB)
+    assert size == expected
+    if length:
+        assert -(-length // size) <= S3_MAX_PARTS
+
+
+def test_a_result_s3_cannot_hold_is_permanent():
+    with pytest.raises(PermanentError):
+        part_size_for(5 * 1024 * MiB * S3_MAX_PARTS + 1, 8 * MiB)
+
+
+def test_buffers_are_reused_and_bounded():
+    buffers = PartBuffers(capacity_bytes=3 * MiB)
+    first = buffers.acquire(MiB)
+    buffers.release(first)
+    assert buffers.acquire(MiB) is first  # reused, not reallocated
+
+
+def test_acquire_blocks_at_the_budget_until_a_release():
+    buffers = PartBuffers(capacity_bytes=2 * MiB)
+    held = [buffers.acquire(MiB), buffers.acquire(MiB)]
+    acquired = threading.Event()
+
+    def third():
+        buffers.acquire(MiB)
+        acquired.set()
+
+    thread = threading.Thread(target=third)
+    thread.start()
+    time.sleep(0.1)
+    assert not acquired.is_set()
+    buffers.release(held[0])
+    assert acquired.wait(2)
+    thread.join()
+
+
+def test_a_part_larger_than_the_budget_goes_alone():
+    buffers = PartBuffers(capacity_bytes=MiB)
+    big = buffers.acquire(4 * MiB)  # would deadlock if it had to fit the budget
+    assert len(big) == 4 * MiB
+    buffers.release(big)
