@@ -47,6 +47,7 @@ class RecordProcessor:
         """Copy or dead-letter ``record``; raise TransientError if it must be delivered again."""
         message_id = record.get("messageId")
         try:
+            deadline.check("record")  # a record that never starts needs no cleanup
             self._process(record, deadline)
         except TransientError as error:
             self.telemetry.transient_failure()
@@ -61,6 +62,11 @@ class RecordProcessor:
                     retry_in_seconds=delay,
                 ),
             )
+            raise
+        except Exception:
+            # A bug, not a classified failure: keep the message (SQS retries, then redrives it).
+            self.telemetry.transient_failure()
+            self.telemetry.logger.exception("Unexpected error, the message will be retried")
             raise
 
     def _process(self, record: Mapping[str, Any], deadline: Deadline) -> None:

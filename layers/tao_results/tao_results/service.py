@@ -19,7 +19,6 @@ from tao_results.config import Settings
 from tao_results.credentials import CredentialStore
 from tao_results.dead_letters import DeadLetterQueue
 from tao_results.deadline import Deadline
-from tao_results.errors import TransientError
 from tao_results.http import new_session
 from tao_results.observability import Telemetry, create_telemetry
 from tao_results.pipeline import RecordProcessor
@@ -35,20 +34,20 @@ class DownloadResultService:
     settings: Settings
     telemetry: Telemetry
     processor: RecordProcessor
+    # Records run concurrently on these threads (their work is blocking I/O), at most N at once.
+    record_workers: ThreadPoolExecutor
 
     def handle_batch(
         self, event: Mapping[str, Any], context: LambdaContext | None
     ) -> PartialItemFailureResponse:
         """Process an SQS event; answer the records to retry as ``batchItemFailures``."""
         deadline = Deadline.from_context(context, self.settings.deadline_margin_seconds)
-        # Records run concurrently on threads (their work is blocking I/O), at most N at once.
-        slots = asyncio.Semaphore(self.settings.record_concurrency)
 
         async def record_handler(record: SQSRecord) -> None:
-            async with slots:
-                # Checked here, not in the thread: a record that never starts needs no cleanup.
-                deadline.check("batch")
-                await asyncio.to_thread(self.processor.process, record.raw_event, deadline)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(
+                self.record_workers, self.processor.process, record.raw_event, deadline
+            )
 
         batch = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         records = event.get("Records") or []
@@ -104,7 +103,5 @@ def build_service(settings: Settings, telemetry: Telemetry | None = None) -> Dow
         ),
         telemetry=telemetry,
     )
-    return DownloadResultService(settings, telemetry, processor)
-
-
-__all__ = ["DownloadResultService", "TransientError", "build_service"]
+    record_workers = ThreadPoolExecutor(max_workers=settings.record_concurrency, thread_name_prefix="record")
+    return DownloadResultService(settings, telemetry, processor, record_workers)
