@@ -29,6 +29,10 @@ template-checks: install
 test: lint template-checks
 	$(BIN)/pytest -m "not soak"
 
+# The whole pipeline on an embedded stack: moto + the TAO emulator + the local event source mapping.
+demo: install
+	$(BIN)/python -m tests.support.demo
+
 unit: install
 	$(BIN)/pytest tests/unit
 

@@ -7,6 +7,7 @@ or a blip is retried in seconds, and a longer outage backs off exponentially.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from collections.abc import Callable, Mapping
@@ -25,7 +26,7 @@ def backoff_seconds(receive_count: int, base: float, ceiling: float, retry_after
     exponential = base * 2 ** min(max(receive_count - 1, 0), 16)
     jittered = random.uniform(exponential / 2, exponential)
     delay = max(jittered, retry_after or 0.0)
-    return int(min(delay, ceiling, MAX_VISIBILITY_TIMEOUT))
+    return math.ceil(min(delay, ceiling, MAX_VISIBILITY_TIMEOUT))
 
 
 class RetryScheduler:

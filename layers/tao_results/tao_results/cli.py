@@ -1,0 +1,508 @@
+"""``tao-results``: enqueue requests, inspect and redrive dead letters, run the function locally.
+
+Every command talks to AWS unless ``AWS_ENDPOINT_URL`` points elsewhere (a local moto server, for
+instance); credentials and region come from the usual AWS configuration. User errors (a missing or
+unknown queue, a bad referenceId, no credentials, an unreachable endpoint) print one line to stderr
+and exit with status 2; other failures exit with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, NoReturn
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+
+from tao_results.local.aws import error_code, queue_arn, sqs_client
+from tao_results.local.context import FunctionSettings
+from tao_results.local.loader import HandlerLoadError, load_handler
+from tao_results.local.queues import (
+    REFERENCE_ID,
+    DeadLetter,
+    QueueOperationError,
+    enqueue,
+    invalid_reference_ids,
+    list_dead_letters,
+    move_task_unsupported,
+    redrive_by_copy,
+    start_move_task,
+    wait_for_move_task,
+)
+from tao_results.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
+from tao_results.local.stats import MessageEvent, Outcome, RunStats
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+PROG = "tao-results"
+USER_ERROR = 2
+FAILURE = 1
+MISSING_QUEUE_CODES = frozenset({"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"})
+CREDENTIAL_CODES = frozenset(
+    {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "ExpiredToken",
+     "AccessDenied", "AccessDeniedException", "MissingAuthenticationToken"}
+)  # fmt: skip
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line, exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports usage errors in a single line (and exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# ------------------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog=PROG, description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    commands.required = True
+    _add_enqueue(commands)
+    dlq = commands.add_parser("dlq", help="inspect and redrive the dead-letter queue", description=DLQ_HELP)
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", metavar="COMMAND", parser_class=OneLineParser)
+    dlq_commands.required = True
+    _add_dlq_list(dlq_commands)
+    _add_dlq_redrive(dlq_commands)
+    _add_run_local(commands)
+    return parser
+
+
+DESCRIPTION = (
+    "Enqueue TAO result requests, inspect and redrive dead letters, run the function locally. "
+    "Talks to AWS unless AWS_ENDPOINT_URL is set (e.g. to a local moto server)."
+)
+DLQ_HELP = (
+    "Dead letters are JSON envelopes written by the function (reason, httpStatus, referenceId, "
+    "detail, originalBody, ...) or raw requests moved by SQS itself after maxReceiveCount receives."
+)
+
+
+def _queue_option(parser: argparse.ArgumentParser, flag: str, env: str, what: str) -> None:
+    parser.add_argument(
+        flag,
+        default=os.environ.get(env),
+        metavar="URL",
+        help=f"{what} (default: ${env})",
+    )
+
+
+def _add_enqueue(commands: Any) -> None:
+    parser = commands.add_parser(
+        "enqueue",
+        help="send {'referenceId': ...} requests to the source queue",
+        description="Send one request per referenceId (SendMessageBatch, 10 at a time). Every "
+        f"referenceId is checked against {REFERENCE_ID.pattern} before anything is sent.",
+    )
+    _queue_option(parser, "--queue-url", "SOURCE_QUEUE_URL", "the source queue")
+    parser.add_argument("refs", nargs="*", metavar="REF", help="referenceIds; '-' reads them from stdin")
+    parser.add_argument(
+        "-f", "--file", type=Path, help="read referenceIds from FILE, one per line ('#' comments allowed)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    parser.set_defaults(func=cmd_enqueue)
+
+
+def _add_dlq_list(commands: Any) -> None:
+    parser = commands.add_parser(
+        "list",
+        help="show dead letters without consuming them",
+        description="Show dead letters as a table (or JSON). Messages are received with a short "
+        "visibility timeout and made visible again right away; they are not deleted. Raw messages "
+        "moved by SQS's redrive policy are shown with reason max_receive_count_exceeded.",
+    )
+    _queue_option(parser, "--dlq-url", "DEAD_LETTER_QUEUE_URL", "the dead-letter queue")
+    parser.add_argument("--max", type=_positive_int, default=100, metavar="N", help="show at most N (100)")
+    parser.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
+    parser.add_argument(
+        "--hold",
+        type=_positive_int,
+        default=30,
+        metavar="SECONDS",
+        help="how long messages may stay hidden while the queue is read (30; reset to 0 at the end)",
+    )
+    parser.set_defaults(func=cmd_dlq_list)
+
+
+def _add_dlq_redrive(commands: Any) -> None:
+    parser = commands.add_parser(
+        "redrive",
+        help="move dead letters back to a source queue",
+        description="Move every dead letter back, bodies verbatim, with SQS's StartMessageMoveTask "
+        "(to --to-queue-url, else to the queue each message came from) and wait for it to finish. "
+        "Where the endpoint lacks StartMessageMoveTask, or with --copy, messages are received, sent "
+        "to --to-queue-url and deleted from the DLQ only once the send succeeded.",
+    )
+    _queue_option(parser, "--dlq-url", "DEAD_LETTER_QUEUE_URL", "the dead-letter queue")
+    _queue_option(parser, "--to-queue-url", "SOURCE_QUEUE_URL", "destination queue (needed by the copy path)")
+    parser.add_argument(
+        "--copy", action="store_true", help="skip StartMessageMoveTask; receive, send, then delete"
+    )
+    parser.add_argument("--max", type=_positive_int, metavar="N", help="copy path: move at most N messages")
+    parser.add_argument(
+        "--rate", type=_positive_int, metavar="N", help="move task: MaxNumberOfMessagesPerSecond"
+    )
+    parser.add_argument("--no-wait", action="store_true", help="move task: start it and return")
+    parser.add_argument(
+        "--timeout", type=float, default=3600.0, metavar="SECONDS", help="move task: wait at most this long"
+    )
+    parser.set_defaults(func=cmd_dlq_redrive)
+
+
+def _add_run_local(commands: Any) -> None:
+    parser = commands.add_parser(
+        "run-local",
+        help="run the function here against a real queue (a local event source mapping)",
+        description="Poll the queue like Lambda's SQS event source mapping and invoke the handler in "
+        "this process: same event, context and batchItemFailures handling; visibility and the "
+        "redrive policy are left to SQS. The function's own settings (TAO_BASE_URL, RESULTS_BUCKET, "
+        "...) come from the environment, applied before the handler is imported. Ctrl-C finishes "
+        "the current batch and stops; a second Ctrl-C interrupts.",
+    )
+    _queue_option(parser, "--queue-url", "SOURCE_QUEUE_URL", "the source queue")
+    parser.add_argument("--function-dir", type=Path, default=Path("functions/download_result"))
+    parser.add_argument("--layer-dir", type=Path, default=Path("layers/tao_results"))
+    parser.add_argument("--handler", default="app:lambda_handler", metavar="MODULE:FUNCTION")
+    parser.add_argument("--batch-size", type=_positive_int, default=10, help="records per invocation (10)")
+    parser.add_argument(
+        "--batching-window", type=float, default=0.0, metavar="SECONDS", help="MaximumBatchingWindow (0)"
+    )
+    parser.add_argument("--concurrency", type=_positive_int, default=1, help="parallel pollers (1)")
+    parser.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS", help="function timeout")
+    parser.add_argument("--memory", type=_positive_int, default=1024, metavar="MB", help="memory_limit_in_mb")
+    parser.add_argument("--function-name", default="download-result")
+    parser.add_argument(
+        "--visibility",
+        type=int,
+        metavar="SECONDS",
+        help="VisibilityTimeout passed to ReceiveMessage (default: the queue's own, as Lambda)",
+    )
+    parser.add_argument(
+        "--wait-time", type=int, default=20, metavar="SECONDS", help="long-poll WaitTimeSeconds (20)"
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="extra function environment"
+    )
+    parser.add_argument("--until-empty", action="store_true", help="stop once the queue stays empty")
+    parser.add_argument("--settle", type=float, default=2.0, metavar="SECONDS", help="for --until-empty (2)")
+    parser.add_argument("--max-seconds", type=float, metavar="N", help="stop after N seconds")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no line per message")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log the runner's own activity")
+    parser.set_defaults(func=cmd_run_local)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------- common
+
+
+def require_url(value: str | None, flag: str, env: str) -> str:
+    if not value:
+        raise UserError(f"no queue URL: pass {flag} or set {env}")
+    if not value.startswith(("http://", "https://")):
+        raise UserError(
+            f"{flag} must be a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME): {value!r}"
+        )
+    return value
+
+
+def existing_queue_arn(sqs: SQSClient, url: str) -> str:
+    """The queue's ARN; a missing queue is a user error."""
+    try:
+        return queue_arn(sqs, url)
+    except ClientError as error:
+        if error_code(error) in MISSING_QUEUE_CODES:
+            raise UserError(f"queue does not exist: {url}") from error
+        raise
+
+
+def describe_error(error: BaseException) -> tuple[int, str]:
+    """Exit status and one-line message for an error raised by a command."""
+    if isinstance(error, UserError | HandlerLoadError):
+        return USER_ERROR, str(error)
+    if isinstance(error, NoCredentialsError | PartialCredentialsError):
+        return (
+            USER_ERROR,
+            "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+        )
+    if isinstance(error, NoRegionError):
+        return USER_ERROR, "no AWS region configured: set AWS_REGION (or AWS_DEFAULT_REGION)"
+    if isinstance(error, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_SQS") or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+        return USER_ERROR, f"cannot reach the SQS endpoint ({endpoint}): {error}"
+    if isinstance(error, ParamValidationError):
+        return USER_ERROR, " ".join(str(error).split())
+    if isinstance(error, ClientError):
+        code = error_code(error)
+        message = str(error.response.get("Error", {}).get("Message", "")).strip()
+        if code in MISSING_QUEUE_CODES:
+            return USER_ERROR, f"queue does not exist: {message or code}"
+        if code in CREDENTIAL_CODES:
+            return USER_ERROR, f"AWS refused the credentials: {code}: {message}"
+        return FAILURE, f"{error.operation_name} failed: {code}: {' '.join(message.split())[:300]}"
+    if isinstance(error, QueueOperationError | ReadTimeoutError | BotoCoreError):
+        return FAILURE, str(error)
+    return FAILURE, f"{type(error).__name__}: {error}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tao-results`` console script."""
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        status, message = describe_error(error)
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return status
+
+
+# ------------------------------------------------------------------------------------------ enqueue
+
+
+def read_references(refs: Iterable[str], file: Path | None, stdin: IO[str]) -> list[str]:
+    """References from the arguments ('-' = stdin) and ``--file``, blank lines and comments skipped."""
+    collected: list[str] = []
+    for ref in refs:
+        collected += _reference_lines(stdin) if ref == "-" else [ref]
+    if file is not None:
+        try:
+            with file.open(encoding="utf-8") as handle:
+                collected += _reference_lines(handle)
+        except OSError as error:
+            raise UserError(f"cannot read {file}: {error.strerror}") from error
+    return collected
+
+
+def _reference_lines(lines: Iterable[str]) -> list[str]:
+    stripped = (line.strip() for line in lines)
+    return [line for line in stripped if line and not line.startswith("#")]
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    url = require_url(args.queue_url, "--queue-url", "SOURCE_QUEUE_URL")
+    references = read_references(args.refs, args.file, sys.stdin)
+    if not references:
+        raise UserError("no referenceIds given (arguments, '-' for stdin, or --file)")
+    bad = invalid_reference_ids(references)
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise UserError(f"invalid referenceId {bad[0]!r}{more}: must match {REFERENCE_ID.pattern}")
+    sqs = sqs_client(url)
+    existing_queue_arn(sqs, url)
+    result = enqueue(sqs, url, references)
+    for reference, reason in result.failed:
+        print(f"{PROG}: not sent: {reference}: {reason}", file=sys.stderr)
+    if not args.quiet:
+        print(f"enqueued {result.sent_count} of {len(references)} message(s) to {url}")
+    return FAILURE if result.failed else 0
+
+
+# ----------------------------------------------------------------------------------------- dlq list
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    url = require_url(args.dlq_url, "--dlq-url", "DEAD_LETTER_QUEUE_URL")
+    sqs = sqs_client(url)
+    existing_queue_arn(sqs, url)
+    letters = list_dead_letters(sqs, url, limit=args.max)
+    if args.json:
+        print(json.dumps([letter.to_json() for letter in letters], indent=2))
+    else:
+        print(dead_letter_table(letters))
+    return 0
+
+
+def dead_letter_table(letters: Sequence[DeadLetter]) -> str:
+    if not letters:
+        return "(no dead letters)"
+    header = ("REASON", "HTTP", "REFERENCE ID", "AGE", "MESSAGE ID")
+    rows = [
+        (
+            letter.reason,
+            "-" if letter.http_status is None else str(letter.http_status),
+            letter.reference_id or "-",
+            format_age(letter.age_seconds),
+            letter.message_id,
+        )
+        for letter in letters
+    ]
+    return format_table(header, rows) + f"\n{len(letters)} dead letter(s)"
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def format_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+# -------------------------------------------------------------------------------------- dlq redrive
+
+
+def cmd_dlq_redrive(args: argparse.Namespace) -> int:
+    dlq_url = require_url(args.dlq_url, "--dlq-url", "DEAD_LETTER_QUEUE_URL")
+    destination = args.to_queue_url
+    if destination:
+        require_url(destination, "--to-queue-url", "SOURCE_QUEUE_URL")
+    sqs = sqs_client(dlq_url)
+    dlq_arn = existing_queue_arn(sqs, dlq_url)
+    destination_arn = existing_queue_arn(sqs, destination) if destination else None
+    if not args.copy:
+        started = _try_move_task(sqs, args, dlq_arn, destination_arn)
+        if started is not None:
+            return started
+        print("StartMessageMoveTask is not supported by this endpoint; copying instead", file=sys.stderr)
+    if not destination:
+        raise UserError("the copy path needs --to-queue-url (or SOURCE_QUEUE_URL)")
+    result = redrive_by_copy(sqs, dlq_url, destination, limit=args.max)
+    print(f"moved {result.moved} message(s) to {destination} by copy; {result.failed} not moved")
+    return FAILURE if result.failed else 0
+
+
+def _try_move_task(
+    sqs: SQSClient, args: argparse.Namespace, dlq_arn: str, destination_arn: str | None
+) -> int | None:
+    """Run the redrive with StartMessageMoveTask; ``None`` when the endpoint does not have it."""
+    probe = sqs_client(args.dlq_url, max_attempts=1)
+    started_ms = int(time.time() * 1000)
+    try:
+        handle = start_move_task(probe, dlq_arn, destination_arn, args.rate)
+    except ClientError as error:
+        if move_task_unsupported(error):
+            return None
+        raise
+    target = destination_arn or "each message's source queue"
+    if args.no_wait:
+        print(f"started message move task {handle} to {target}")
+        return 0
+    result = wait_for_move_task(sqs, dlq_arn, handle, started_ms, timeout=args.timeout)
+    total = "?" if result.to_move is None else str(result.to_move)
+    print(f"message move task {result.status}: moved {result.moved} of {total} message(s) to {target}")
+    if result.failure_reason:
+        print(f"{PROG}: move task failed: {result.failure_reason}", file=sys.stderr)
+    return 0 if result.status == "COMPLETED" else FAILURE
+
+
+# ---------------------------------------------------------------------------------------- run-local
+
+
+def parse_env_pairs(pairs: Iterable[str]) -> dict[str, str]:
+    environment: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--env expects KEY=VALUE, got {pair!r}")
+        environment[key] = value
+    return environment
+
+
+def cmd_run_local(args: argparse.Namespace) -> int:
+    url = require_url(args.queue_url, "--queue-url", "SOURCE_QUEUE_URL")
+    config = RunnerConfig(
+        queue_url=url,
+        batch_size=args.batch_size,
+        concurrency=args.concurrency,
+        wait_time_seconds=args.wait_time,
+        batching_window_seconds=args.batching_window,
+        visibility_timeout=args.visibility,
+        function=FunctionSettings(args.function_name, "$LATEST", args.memory, args.timeout),
+        until_empty=args.until_empty,
+        settle_seconds=args.settle,
+        max_seconds=args.max_seconds,
+    )
+    try:
+        config.validate()
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for directory in (args.layer_dir, args.function_dir):
+        if not directory.is_dir():
+            raise UserError(f"not a directory: {directory}")
+    environment = parse_env_pairs(args.env)
+    sqs = sqs_client(url, pool_size=config.concurrency + 4)
+    existing_queue_arn(sqs, url)
+    hooks = [] if args.quiet else [print_message_event]
+    mapping = LocalEventSourceMapping(config, sqs=sqs, on_message=hooks)
+    mapping.prepare()  # the runtime's AWS_LAMBDA_* variables, before the handler is imported
+    mapping.handler = load_handler(args.handler, [args.layer_dir, args.function_dir], environment)
+    stop = threading.Event()
+    restore = install_stop_signals(stop, lambda text: print(text, file=sys.stderr))
+    try:
+        stats = mapping.run(stop)
+    finally:
+        restore()
+    print(run_summary(stats, mapping.stop_reason))
+    return 0
+
+
+def print_message_event(event: MessageEvent) -> None:
+    reference = event.reference_id or "<no referenceId>"
+    detail = f" ({event.detail})" if event.detail and event.outcome != Outcome.DELETED else ""
+    print(
+        f"{time.strftime('%H:%M:%S')} {reference} [{event.message_id[:8]}] receive #{event.receive_count}: "
+        f"{event.outcome.value} in {event.duration_ms:.0f} ms{detail}",
+        flush=True,
+    )
+
+
+def run_summary(stats: RunStats, reason: str | None) -> str:
+    messages = stats.messages()
+    counts = {outcome: stats.count(outcome) for outcome in Outcome}
+    settled = ", ".join(f"{count} {outcome.value}" for outcome, count in counts.items() if count)
+    return (
+        f"stopped ({reason}) after {stats.elapsed:.1f}s: {stats.invocations} invocation(s), "
+        f"{len(messages)} message(s) seen (last outcome: {settled or 'none'})"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,394 @@
+"""Queue operations behind the ``tao-results`` CLI: enqueue requests, inspect and redrive dead letters.
+
+They work the same against AWS and a local endpoint. None of them loses a message: listing hides
+messages only briefly and makes them visible again, and the fallback redrive deletes a dead letter
+only after its copy was accepted by the destination queue (a crash in between duplicates, never
+drops). Bodies and message attributes are moved verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from tao_results.local.aws import error_code
+from tao_results.local.events import reference_id_of
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+REFERENCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+BATCH = 10
+RAW_DEAD_LETTER_REASON = "max_receive_count_exceeded"
+# What an endpoint answers for an operation it does not implement. moto's server answers an HTML
+# 500 page (handled in :func:`move_task_unsupported`).
+UNSUPPORTED_CODES = frozenset(
+    {"NotImplemented", "NotImplementedException", "UnknownOperation", "UnknownOperationException",
+     "InvalidAction", "UnsupportedOperation", "501"}
+)  # fmt: skip
+TERMINAL_TASK_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+
+
+class QueueOperationError(Exception):
+    """A failure to report to the user in one line."""
+
+
+# ------------------------------------------------------------------------------------------ enqueue
+
+
+def invalid_reference_ids(references: Iterable[str]) -> list[str]:
+    """The references that do not match :data:`REFERENCE_ID`, in order."""
+    return [reference for reference in references if not REFERENCE_ID.fullmatch(reference)]
+
+
+@dataclass
+class EnqueueResult:
+    sent: dict[str, str] = field(default_factory=dict)  # referenceId -> messageId (last one sent)
+    sent_count: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (referenceId, error)
+
+
+def enqueue(sqs: SQSClient, queue_url: str, references: Sequence[str], attempts: int = 3) -> EnqueueResult:
+    """Send one ``{"referenceId": ...}`` message per reference with SendMessageBatch (10 at a time).
+
+    Entries the service failed on its side are retried; entries it rejected as the sender's fault
+    are reported in ``failed``.
+    """
+    result = EnqueueResult()
+    fifo = queue_url.endswith(".fifo")
+    for start in range(0, len(references), BATCH):
+        chunk = references[start : start + BATCH]
+        pending = {str(index): _request_entry(str(index), ref, fifo) for index, ref in enumerate(chunk)}
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(0.2 * 2**attempt)
+            response = sqs.send_message_batch(QueueUrl=queue_url, Entries=list(pending.values()))  # type: ignore[arg-type]
+            for done in response.get("Successful", []):
+                result.sent[chunk[int(done["Id"])]] = done["MessageId"]
+                result.sent_count += 1
+                pending.pop(done["Id"])
+            for failure in response.get("Failed", []):
+                if failure.get("SenderFault"):
+                    result.failed.append((chunk[int(failure["Id"])], _failure_text(failure)))
+                    pending.pop(failure["Id"])
+            if not pending:
+                break
+        result.failed += [(chunk[int(key)], "not accepted after retries") for key in pending]
+    return result
+
+
+def _request_entry(entry_id: str, reference_id: str, fifo: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Id": entry_id, "MessageBody": json.dumps({"referenceId": reference_id})}
+    if fifo:
+        entry["MessageGroupId"] = reference_id
+        entry["MessageDeduplicationId"] = uuid.uuid4().hex
+    return entry
+
+
+def _failure_text(failure: Any) -> str:
+    return f"{failure.get('Code', 'error')}: {failure.get('Message', '')}".strip()
+
+
+# ----------------------------------------------------------------------------------------- dlq list
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One message of the dead-letter queue, read without consuming it."""
+
+    message_id: str
+    reason: str
+    http_status: int | None
+    reference_id: str | None
+    failed_at: datetime | None
+    detail: str | None
+    body: str
+    attributes: dict[str, str]
+
+    @property
+    def age_seconds(self) -> float | None:
+        if self.failed_at is None:
+            return None
+        return max(0.0, (datetime.now(UTC) - self.failed_at).total_seconds())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "messageId": self.message_id,
+            "reason": self.reason,
+            "httpStatus": self.http_status,
+            "referenceId": self.reference_id,
+            "failedAt": self.failed_at.isoformat() if self.failed_at else None,
+            "ageSeconds": None if self.age_seconds is None else round(self.age_seconds, 1),
+            "detail": self.detail,
+            "body": self.body,
+            "attributes": self.attributes,
+        }
+
+
+def parse_dead_letter(message: MessageTypeDef) -> DeadLetter:
+    """Our JSON envelope, or a raw request that SQS itself moved after ``maxReceiveCount``."""
+    body = message.get("Body", "")
+    attributes: dict[str, str] = {str(key): value for key, value in message.get("Attributes", {}).items()}
+    envelope = _envelope(body)
+    sent = _timestamp(attributes.get("SentTimestamp"))
+    if envelope is None:
+        return DeadLetter(
+            message_id=message["MessageId"],
+            reason=RAW_DEAD_LETTER_REASON,
+            http_status=None,
+            reference_id=reference_id_of(body),
+            failed_at=sent,
+            detail=None,
+            body=body,
+            attributes=attributes,
+        )
+    status = envelope.get("httpStatus")
+    reference = envelope.get("referenceId")
+    return DeadLetter(
+        message_id=message["MessageId"],
+        reason=str(envelope["reason"]),
+        http_status=status if isinstance(status, int) and not isinstance(status, bool) else None,
+        reference_id=reference if isinstance(reference, str) else None,
+        failed_at=_iso_time(envelope.get("failedAt")) or sent,
+        detail=str(envelope["detail"]) if envelope.get("detail") is not None else None,
+        body=body,
+        attributes=attributes,
+    )
+
+
+def _envelope(body: str) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(parsed, dict) and isinstance(parsed.get("reason"), str) and "originalBody" in parsed:
+        return parsed
+    return None
+
+
+def _timestamp(millis: str | None) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(millis or "") / 1000, UTC)
+    except ValueError:
+        return None
+
+
+def _iso_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def peek(sqs: SQSClient, queue_url: str, limit: int, hold_seconds: int = 30) -> list[MessageTypeDef]:
+    """Up to ``limit`` distinct messages, made visible again before returning (even on errors).
+
+    Each message is held invisible for at most ``hold_seconds`` while the queue is walked, then its
+    visibility is reset to 0. Receiving does count as a receive (ApproximateReceiveCount grows).
+    """
+    seen: dict[str, MessageTypeDef] = {}
+    handles: list[str] = []
+    try:
+        while len(seen) < limit:
+            messages = _receive(sqs, queue_url, min(BATCH, limit - len(seen)), hold_seconds)
+            fresh = [message for message in messages if message["MessageId"] not in seen]
+            handles += [message["ReceiptHandle"] for message in messages]
+            if not fresh:
+                break
+            seen.update((message["MessageId"], message) for message in fresh)
+    finally:
+        release(sqs, queue_url, handles)
+    return list(seen.values())[:limit]
+
+
+def _receive(sqs: SQSClient, queue_url: str, count: int, visibility: int) -> list[MessageTypeDef]:
+    response = sqs.receive_message(
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=count,
+        VisibilityTimeout=visibility,
+        WaitTimeSeconds=1,
+        MessageSystemAttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    )
+    return list(response.get("Messages", []))
+
+
+def release(sqs: SQSClient, queue_url: str, receipt_handles: Sequence[str]) -> None:
+    """Make received messages visible again now (ChangeMessageVisibilityBatch to 0)."""
+    for start in range(0, len(receipt_handles), BATCH):
+        entries = [
+            {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+            for index, handle in enumerate(receipt_handles[start : start + BATCH])
+        ]
+        sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)  # type: ignore[arg-type]
+
+
+def list_dead_letters(sqs: SQSClient, dlq_url: str, limit: int = 100) -> list[DeadLetter]:
+    """The dead letters, oldest failure first, without consuming them."""
+    letters = [parse_dead_letter(message) for message in peek(sqs, dlq_url, limit)]
+    oldest = datetime.max.replace(tzinfo=UTC)
+    return sorted(letters, key=lambda letter: letter.failed_at or oldest)
+
+
+# ------------------------------------------------------------------------------------------- redrive
+
+
+@dataclass
+class RedriveResult:
+    method: str  # "move_task" or "fallback"
+    moved: int = 0
+    to_move: int | None = None
+    failed: int = 0
+    status: str = "COMPLETED"
+    failure_reason: str | None = None
+
+
+def move_task_unsupported(error: ClientError) -> bool:
+    """Whether a StartMessageMoveTask error means the endpoint does not implement it."""
+    code = error_code(error)
+    message = str(error.response.get("Error", {}).get("Message", ""))
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    html_500 = status in (500, 501) and "<html" in message.lower()
+    return code in UNSUPPORTED_CODES or html_500
+
+
+def start_move_task(
+    sqs: SQSClient, source_arn: str, destination_arn: str | None, rate: int | None = None
+) -> str:
+    """Start SQS's own redrive (to each message's source queue when no destination); the task handle."""
+    request: dict[str, Any] = {"SourceArn": source_arn}
+    if destination_arn:
+        request["DestinationArn"] = destination_arn
+    if rate:
+        request["MaxNumberOfMessagesPerSecond"] = rate
+    return sqs.start_message_move_task(**request)["TaskHandle"]
+
+
+def wait_for_move_task(
+    sqs: SQSClient,
+    source_arn: str,
+    task_handle: str,
+    started_ms: int,
+    *,
+    poll_seconds: float = 2.0,
+    timeout: float = 3600.0,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> RedriveResult:
+    """Poll ListMessageMoveTasks until our task (by handle, else by start time) is finished."""
+    deadline = time.monotonic() + timeout
+    while True:
+        task = _find_task(sqs, source_arn, task_handle, started_ms)
+        if task is not None and progress is not None:
+            progress(task)
+        if task is not None and task.get("Status") in TERMINAL_TASK_STATES:
+            return RedriveResult(
+                method="move_task",
+                moved=int(task.get("ApproximateNumberOfMessagesMoved", 0)),
+                to_move=task.get("ApproximateNumberOfMessagesToMove"),
+                status=str(task["Status"]),
+                failure_reason=task.get("FailureReason"),
+            )
+        if time.monotonic() >= deadline:
+            raise QueueOperationError(f"message move task still running after {timeout:.0f}s: {task_handle}")
+        time.sleep(poll_seconds)
+
+
+def _find_task(sqs: SQSClient, source_arn: str, handle: str, started_ms: int) -> dict[str, Any] | None:
+    tasks: list[dict[str, Any]] = list(
+        sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=10).get("Results", [])  # type: ignore[arg-type]
+    )
+    for task in tasks:
+        if task.get("TaskHandle") == handle:
+            return task
+    # Finished tasks no longer carry their handle: take the newest one started since we asked.
+    recent = [task for task in tasks if int(task.get("StartedTimestamp", 0)) >= started_ms - 5000]
+    return max(recent, key=lambda task: int(task.get("StartedTimestamp", 0)), default=None)
+
+
+def redrive_by_copy(
+    sqs: SQSClient,
+    dlq_url: str,
+    destination_url: str,
+    *,
+    limit: int | None = None,
+    hold_seconds: int = 60,
+    progress: Callable[[int], None] | None = None,
+) -> RedriveResult:
+    """Receive from the DLQ, send verbatim to the destination, delete only what was accepted.
+
+    Stops when the DLQ answers no message, when ``limit`` messages were moved, or when it sees a
+    message it already moved (something is sending them straight back: stop rather than loop).
+    """
+    if dlq_url.rstrip("/") == destination_url.rstrip("/"):
+        raise QueueOperationError("the destination queue is the dead-letter queue itself")
+    result = RedriveResult(method="fallback")
+    moved_ids: set[str] = set()
+    while limit is None or result.moved < limit:
+        wanted = BATCH if limit is None else min(BATCH, limit - result.moved)
+        messages = _receive(sqs, dlq_url, wanted, hold_seconds)
+        repeats = [message for message in messages if message["MessageId"] in moved_ids]
+        if repeats:
+            release(sqs, dlq_url, [message["ReceiptHandle"] for message in messages])
+            break
+        if not messages:
+            break
+        accepted = _copy(sqs, destination_url, messages)
+        refused = [message for message in messages if message not in accepted]
+        release(sqs, dlq_url, [message["ReceiptHandle"] for message in refused])
+        result.failed += len(refused)
+        deleted = _delete(sqs, dlq_url, accepted)
+        result.moved += len(accepted)
+        moved_ids.update(message["MessageId"] for message in accepted)
+        result.failed += len(accepted) - deleted  # copied but still in the DLQ: a duplicate later
+        if progress is not None:
+            progress(result.moved)
+        if refused:
+            break  # the destination is refusing messages: stop instead of spinning on them
+    result.to_move = result.moved + result.failed
+    result.status = "COMPLETED" if result.failed == 0 else "PARTIAL"
+    return result
+
+
+def _copy(sqs: SQSClient, destination_url: str, messages: Sequence[MessageTypeDef]) -> list[MessageTypeDef]:
+    """Send copies (body and attributes verbatim); return the originals whose copy was accepted."""
+    entries = [_copy_entry(str(index), message) for index, message in enumerate(messages)]
+    try:
+        response = sqs.send_message_batch(QueueUrl=destination_url, Entries=entries)  # type: ignore[arg-type]
+    except ClientError:
+        return []
+    return [messages[int(done["Id"])] for done in response.get("Successful", [])]
+
+
+def _copy_entry(entry_id: str, message: MessageTypeDef) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Id": entry_id, "MessageBody": message.get("Body", "")}
+    attributes = {
+        name: {
+            key: value
+            for key, value in attribute.items()
+            if key in ("DataType", "StringValue", "BinaryValue")
+        }
+        for name, attribute in message.get("MessageAttributes", {}).items()
+    }
+    if attributes:
+        entry["MessageAttributes"] = attributes
+    return entry
+
+
+def _delete(sqs: SQSClient, queue_url: str, messages: Sequence[MessageTypeDef]) -> int:
+    if not messages:
+        return 0
+    entries = [{"Id": str(index), "ReceiptHandle": m["ReceiptHandle"]} for index, m in enumerate(messages)]
+    response = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)  # type: ignore[arg-type]
+    return len(response.get("Successful", []))
