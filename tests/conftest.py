@@ -12,7 +12,7 @@ from tests.support.harness import Harness, HarnessFactory
 from tests.support.tao_emulator import TaoEmulator
 
 CLIENT_ID = "demo-client"
-CLIENT_SECRET = "s3cr3t-Value-Never-Logged"  # noqa: S105 - test credential
+CLIENT_SECRET = "s3cr3t-Value-Never-Logged"
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from tao_results.config import load_settings
 from tao_results.service import build_service
 

@@ -7,8 +7,8 @@ import os
 import time
 
 import pytest
-from tao_results.config import ConfigError
 
+from tao_results.config import ConfigError
 from tests.conftest import CLIENT_SECRET
 from tests.support.aws_stack import aws_client
 from tests.support.harness import load_handler_module
@@ -59,7 +59,16 @@ def test_a_revoked_token_is_replaced(harness, tao):
 
 def test_two_401_in_a_row_are_transient(harness, tao):
     tao.add_result("a", size=10)
-    tao.add_fault(Fault(stage="download", kind="status", status=401, times=None, body="Access Denied", content_type="text/plain"))
+    tao.add_fault(
+        Fault(
+            stage="download",
+            kind="status",
+            status=401,
+            times=None,
+            body="Access Denied",
+            content_type="text/plain",
+        )
+    )
     h = harness(MAX_ATTEMPTS_PER_INVOCATION="1")
     ids, failed = h.run({"referenceId": "a"})
     assert failed == ids
@@ -93,7 +102,9 @@ def test_wrong_credentials_never_dead_letter(harness, tao):
 
 
 def test_a_malformed_secret_is_transient(harness, tao, aws):
-    aws_client("secretsmanager", aws.endpoint_url).put_secret_value(SecretId=aws.secret_id, SecretString="not json")
+    aws_client("secretsmanager", aws.endpoint_url).put_secret_value(
+        SecretId=aws.secret_id, SecretString="not json"
+    )
     h = harness(MAX_ATTEMPTS_PER_INVOCATION="1")
     ids, failed = h.run({"referenceId": "a"})
     assert failed == ids
@@ -116,7 +127,14 @@ def test_no_secret_token_or_signature_in_the_logs(harness, tao, capsys):
     tao.add_result("expired", size=10)
     tao.add_fault(Fault(stage="download", kind="expired_url", reference_id="expired"))
     tao.add_fault(Fault(stage="download", kind="revoke", reference_id="ok"))
-    tao.add_fault(Fault(stage="download", kind="signed_url", reference_id="foreign", url="http://127.0.0.2:1/{signed_path}"))
+    tao.add_fault(
+        Fault(
+            stage="download",
+            kind="signed_url",
+            reference_id="foreign",
+            url="http://127.0.0.2:1/{signed_path}",
+        )
+    )
     tao.add_result("foreign", size=10)
     h = harness(POWERTOOLS_LOG_LEVEL="DEBUG")
     function_log = io.StringIO()
@@ -127,7 +145,9 @@ def test_no_secret_token_or_signature_in_the_logs(harness, tao, capsys):
     logging.getLogger().setLevel(logging.DEBUG)
     try:
         capsys.readouterr()
-        _, failed = h.run({"referenceId": "ok"}, {"referenceId": "expired"}, {"referenceId": "foreign"}, "junk")
+        _, failed = h.run(
+            {"referenceId": "ok"}, {"referenceId": "expired"}, {"referenceId": "foreign"}, "junk"
+        )
     finally:
         logging.getLogger().removeHandler(root_handler)
         logging.getLogger().setLevel(logging.WARNING)

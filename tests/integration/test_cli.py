@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 import tao_results.cli as cli
 from tao_results.cli import main
-
 from tests.support.aws_stack import (
     FAKE_CREDENTIALS,
     MotoServer,

@@ -9,7 +9,9 @@ MiB = 1024 * 1024
 
 
 def test_small_result_is_one_object_with_type_and_metadata(harness, tao):
-    info = tao.add_result("ref-small", size=2048, filename="import-7.csv", content_type="text/csv; charset=utf-8")
+    info = tao.add_result(
+        "ref-small", size=2048, filename="import-7.csv", content_type="text/csv; charset=utf-8"
+    )
     h = harness()
     _, failed = h.run({"referenceId": "ref-small", "ignored": True})
     assert failed == []
@@ -87,9 +89,7 @@ def test_both_documented_download_paths_work(harness, tao):
     h = harness(TAO_DOWNLOAD_PATH="/api/v1/upload/api/v1/download/{referenceId}")
     _, failed = h.run({"referenceId": "12345"})
     assert failed == []
-    assert any(
-        entry["path"] == "/api/v1/upload/api/v1/download/12345" for entry in tao.requests_log()
-    )
+    assert any(entry["path"] == "/api/v1/upload/api/v1/download/12345" for entry in tao.requests_log())
 
 
 def test_one_api_call_one_storage_get_one_token_and_keep_alive(harness, tao):
@@ -125,7 +125,15 @@ def test_signed_url_is_fetched_without_the_bearer_token(harness, tao):
 
 def test_same_host_redirect_is_followed(harness, tao):
     info = tao.add_result("ref-r", size=500)
-    tao.add_fault(Fault(stage="storage", kind="redirect", reference_id="ref-r", status=307, location="{base_url}/{signed_path}"))
+    tao.add_fault(
+        Fault(
+            stage="storage",
+            kind="redirect",
+            reference_id="ref-r",
+            status=307,
+            location="{base_url}/{signed_path}",
+        )
+    )
     h = harness()
     _, failed = h.run({"referenceId": "ref-r"})
     assert failed == []

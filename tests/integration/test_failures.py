@@ -32,7 +32,12 @@ def test_unknown_reference_is_dead_lettered_with_the_api_message(harness):
     assert letter["messageId"] == ids[0]
     assert letter["failedAt"].endswith("Z")
     assert letter["attempts"] == 1
-    assert letter["_attributes"] == {"reason": "not_found", "referenceId": "missing-1", "httpStatus": "404", "schemaVersion": "1"}
+    assert letter["_attributes"] == {
+        "reason": "not_found",
+        "referenceId": "missing-1",
+        "httpStatus": "404",
+        "schemaVersion": "1",
+    }
     assert h.keys() == []
 
 
@@ -43,7 +48,11 @@ def test_insufficient_scope_is_dead_lettered(harness, tao):
     _, failed = h.run({"referenceId": "ref-scope"})
     assert failed == []
     letter = only(h.dead_letters())
-    assert (letter["reason"], letter["httpStatus"], letter["detail"]) == ("insufficient_scope", 403, "Insufficient scope")
+    assert (letter["reason"], letter["httpStatus"], letter["detail"]) == (
+        "insufficient_scope",
+        403,
+        "Insufficient scope",
+    )
 
 
 @pytest.mark.parametrize(
@@ -64,7 +73,16 @@ def test_malformed_messages_are_dead_lettered_verbatim(harness, body):
 
 def test_server_error_once_is_retried_within_the_invocation(harness, tao):
     info = tao.add_result("ref-flaky", size=100)
-    tao.add_fault(Fault(stage="download", kind="status", reference_id="ref-flaky", status=500, body='{"message": "boom"}', content_type="application/json"))
+    tao.add_fault(
+        Fault(
+            stage="download",
+            kind="status",
+            reference_id="ref-flaky",
+            status=500,
+            body='{"message": "boom"}',
+            content_type="application/json",
+        )
+    )
     h = harness()
     _, failed = h.run({"referenceId": "ref-flaky"})
     assert failed == []
@@ -74,7 +92,17 @@ def test_server_error_once_is_retried_within_the_invocation(harness, tao):
 
 def test_persistent_server_error_goes_back_to_the_queue_not_the_dlq(harness, tao):
     tao.add_result("ref-down", size=100)
-    tao.add_fault(Fault(stage="download", kind="status", reference_id="ref-down", status=503, times=None, body='{"message": "maintenance"}', content_type="application/json"))
+    tao.add_fault(
+        Fault(
+            stage="download",
+            kind="status",
+            reference_id="ref-down",
+            status=503,
+            times=None,
+            body='{"message": "maintenance"}',
+            content_type="application/json",
+        )
+    )
     h = harness(MAX_ATTEMPTS_PER_INVOCATION="3")
     ids, failed = h.run({"referenceId": "ref-down"})
     assert failed == ids
@@ -86,7 +114,17 @@ def test_persistent_server_error_goes_back_to_the_queue_not_the_dlq(harness, tao
 
 def test_429_with_short_retry_after_is_honoured_in_the_invocation(harness, tao):
     tao.add_result("ref-429", size=100)
-    tao.add_fault(Fault(stage="download", kind="status", reference_id="ref-429", status=429, headers={"Retry-After": "1"}, body='{"message": "slow down"}', content_type="application/json"))
+    tao.add_fault(
+        Fault(
+            stage="download",
+            kind="status",
+            reference_id="ref-429",
+            status=429,
+            headers={"Retry-After": "1"},
+            body='{"message": "slow down"}',
+            content_type="application/json",
+        )
+    )
     h = harness()
     started = time.monotonic()
     _, failed = h.run({"referenceId": "ref-429"})
@@ -98,7 +136,17 @@ def test_429_with_short_retry_after_is_honoured_in_the_invocation(harness, tao):
 
 def test_429_with_long_retry_after_defers_redelivery_instead_of_waiting(harness, tao):
     tao.add_result("ref-429b", size=100)
-    tao.add_fault(Fault(stage="download", kind="status", reference_id="ref-429b", status=429, headers={"Retry-After": "30"}, content_type="application/json", body="{}"))
+    tao.add_fault(
+        Fault(
+            stage="download",
+            kind="status",
+            reference_id="ref-429b",
+            status=429,
+            headers={"Retry-After": "30"},
+            content_type="application/json",
+            body="{}",
+        )
+    )
     h = harness(RETRY_BACKOFF_BASE_SECONDS="1")
     started = time.monotonic()
     ids, failed = h.run({"referenceId": "ref-429b"})
@@ -111,7 +159,17 @@ def test_429_with_long_retry_after_defers_redelivery_instead_of_waiting(harness,
 
 
 def test_backoff_brings_a_failed_message_back_early(harness, tao):
-    tao.add_fault(Fault(stage="download", kind="status", reference_id="ref-back", status=500, times=3, body="{}", content_type="application/json"))
+    tao.add_fault(
+        Fault(
+            stage="download",
+            kind="status",
+            reference_id="ref-back",
+            status=500,
+            times=3,
+            body="{}",
+            content_type="application/json",
+        )
+    )
     info = tao.add_result("ref-back", size=100)
     h = harness(RETRY_BACKOFF_BASE_SECONDS="1", RETRY_BACKOFF_MAX_SECONDS="1")
     ids, failed = h.run({"referenceId": "ref-back"})
@@ -189,7 +247,17 @@ def test_overlong_small_body_is_rejected(harness, tao):
 def test_records_are_independent(harness, tao):
     good = tao.add_result("ref-good", size=5000)
     tao.add_result("ref-bad", size=100)
-    tao.add_fault(Fault(stage="download", kind="status", reference_id="ref-bad", status=500, times=None, body="{}", content_type="application/json"))
+    tao.add_fault(
+        Fault(
+            stage="download",
+            kind="status",
+            reference_id="ref-bad",
+            status=500,
+            times=None,
+            body="{}",
+            content_type="application/json",
+        )
+    )
     h = harness(MAX_ATTEMPTS_PER_INVOCATION="2")
     ids, failed = h.run(
         {"referenceId": "ref-good"}, {"referenceId": "nope"}, "garbage", {"referenceId": "ref-bad"}
@@ -209,7 +277,11 @@ def test_when_the_dlq_is_unreachable_the_record_is_retried_not_lost(harness, aws
 
 
 def test_all_records_failing_is_still_a_partial_response_not_an_exception(harness, tao):
-    tao.add_fault(Fault(stage="token", kind="status", status=500, times=None, body="{}", content_type="application/json"))
+    tao.add_fault(
+        Fault(
+            stage="token", kind="status", status=500, times=None, body="{}", content_type="application/json"
+        )
+    )
     h = harness(MAX_ATTEMPTS_PER_INVOCATION="1")
     ids, failed = h.run({"referenceId": "a"}, {"referenceId": "b"})
     assert sorted(failed) == sorted(ids)
@@ -253,7 +325,9 @@ def test_a_signed_url_to_a_foreign_host_is_dead_lettered_and_never_contacted(har
         if kind == "signed_url":
             tao.add_fault(Fault(stage="download", kind="signed_url", reference_id="ref-foreign", url=url))
         else:
-            tao.add_fault(Fault(stage="storage", kind="redirect", reference_id="ref-foreign", status=302, location=url))
+            tao.add_fault(
+                Fault(stage="storage", kind="redirect", reference_id="ref-foreign", status=302, location=url)
+            )
         h = harness()
         _, failed = h.run({"referenceId": "ref-foreign"})
         assert failed == []

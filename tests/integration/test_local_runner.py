@@ -15,12 +15,12 @@ import uuid
 from typing import Any
 
 import pytest
+
 from tao_results.local.context import FunctionSettings
 from tao_results.local.events import read_batch_answer
 from tao_results.local.loader import HandlerLoadError, load_handler
 from tao_results.local.runner import LocalEventSourceMapping, RunnerConfig
 from tao_results.local.stats import MessageEvent, Outcome, RunStats
-
 from tests.support.aws_stack import MotoServer, StackResources, aws_client, create_resources
 
 RECORD_KEYS = [

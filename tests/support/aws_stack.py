@@ -23,7 +23,7 @@ import boto3
 REGION = "eu-west-1"
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto accepts any credentials
+    "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
 }
@@ -42,7 +42,7 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
         try:
             if predicate():
                 return
-        except Exception as error:  # noqa: BLE001 - any failure means "not ready yet"
+        except Exception as error:
             last_error = error
         time.sleep(0.05)
     raise TimeoutError(f"{what} not ready after {timeout}s (last error: {last_error!r})")
@@ -59,7 +59,7 @@ class MotoServer:
 
     def start(self) -> MotoServer:
         env = {**os.environ, **FAKE_CREDENTIALS}
-        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self._process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -71,12 +71,12 @@ class MotoServer:
     def _responds(self) -> bool:
         if self._process is not None and self._process.poll() is not None:
             raise RuntimeError(f"moto server exited with {self._process.returncode}")
-        with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1) as response:
             return bool(response.status == 200)
 
     def reset(self) -> None:
-        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310
-        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
             pass
 
     def stop(self) -> None:
@@ -139,12 +139,16 @@ def create_resources(
         SecretString=json.dumps({"client_id": client_id, "client_secret": client_secret}),
     )
     dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     queue_url = sqs.create_queue(
         QueueName=f"{name}-requests",
         Attributes={
             "VisibilityTimeout": str(visibility_timeout),
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
+            ),
         },
     )["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][

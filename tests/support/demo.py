@@ -34,7 +34,6 @@ from tao_results.local.loader import load_handler
 from tao_results.local.queues import DeadLetter, enqueue, list_dead_letters
 from tao_results.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
 from tao_results.local.stats import MessageEvent, Outcome, RunStats
-
 from tests.support.aws_stack import (
     MotoServer,
     StackResources,

@@ -72,7 +72,9 @@ class Harness:
         ids = []
         for body in bodies:
             text = body if isinstance(body, str) else json.dumps(body)
-            ids.append(self.sqs.send_message(QueueUrl=self.resources.queue_url, MessageBody=text)["MessageId"])
+            ids.append(
+                self.sqs.send_message(QueueUrl=self.resources.queue_url, MessageBody=text)["MessageId"]
+            )
         return ids
 
     def send_refs(self, *reference_ids: str) -> list[str]:
@@ -101,7 +103,9 @@ class Harness:
         )
         return dict(self.app.lambda_handler(event, context))
 
-    def run(self, *bodies: str | dict[str, Any], timeout_seconds: float = 60.0) -> tuple[list[str], list[str]]:
+    def run(
+        self, *bodies: str | dict[str, Any], timeout_seconds: float = 60.0
+    ) -> tuple[list[str], list[str]]:
         """Send, receive as one batch, invoke; return (messageIds, failed messageIds)."""
         ids = self.send(*bodies)
         answer = self.invoke(self.receive_event(len(ids)), timeout_seconds)
@@ -111,7 +115,9 @@ class Harness:
         """What a lapsed visibility timeout does: the message can be received again."""
         for message_id in message_ids:
             self.sqs.change_message_visibility(
-                QueueUrl=self.resources.queue_url, ReceiptHandle=self.received[message_id], VisibilityTimeout=0
+                QueueUrl=self.resources.queue_url,
+                ReceiptHandle=self.received[message_id],
+                VisibilityTimeout=0,
             )
 
     # --- where things ended ---------------------------------------------------------------
@@ -131,7 +137,8 @@ class Harness:
             for message in messages:
                 letter = json.loads(message["Body"])
                 letter["_attributes"] = {
-                    name: value.get("StringValue") for name, value in message.get("MessageAttributes", {}).items()
+                    name: value.get("StringValue")
+                    for name, value in message.get("MessageAttributes", {}).items()
                 }
                 letters.append(letter)
 
@@ -154,7 +161,9 @@ class Harness:
             QueueUrl=self.resources.queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        return int(attributes["ApproximateNumberOfMessages"]), int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
 
 
 HarnessFactory = Callable[..., Harness]

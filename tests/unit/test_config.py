@@ -34,7 +34,9 @@ def test_blank_counts_as_missing():
 
 
 def test_the_alternative_documented_download_path_is_configurable():
-    settings = load_settings({**REQUIRED, "TAO_DOWNLOAD_PATH": "/api/v1/upload/api/v1/download/{referenceId}"})
+    settings = load_settings(
+        {**REQUIRED, "TAO_DOWNLOAD_PATH": "/api/v1/upload/api/v1/download/{referenceId}"}
+    )
     assert settings.download_url("12345").endswith("/api/v1/upload/api/v1/download/12345")
 
 
@@ -77,5 +79,7 @@ def test_plain_http_only_follows_a_plain_http_base_url():
 
 
 def test_allowed_hosts_are_normalised():
-    settings = load_settings({**REQUIRED, "SIGNED_URL_ALLOWED_HOSTS": "Files.Example.COM., *.s3.amazonaws.com,10.0.0.5"})
+    settings = load_settings(
+        {**REQUIRED, "SIGNED_URL_ALLOWED_HOSTS": "Files.Example.COM., *.s3.amazonaws.com,10.0.0.5"}
+    )
     assert settings.signed_url_allowed_hosts == ("files.example.com", "*.s3.amazonaws.com", "10.0.0.5")

@@ -51,7 +51,7 @@ def test_registry_scrubs_known_values_and_credential_shapes():
     registry.add("tok-abcdef-123")
     registry.add("abc")  # too short to be a credential: never redacted
     line = (
-        'token tok-abcdef-123 url https://b.s3.amazonaws.com/k?X-Amz-Signature=deadbeef&x=1 '
+        "token tok-abcdef-123 url https://b.s3.amazonaws.com/k?X-Amz-Signature=deadbeef&x=1 "
         'Authorization: Bearer eyJhbGciOi.payload.sig {"client_secret": "hunter22"} abc'
     )
     scrubbed = registry.scrub(line)

@@ -81,7 +81,16 @@ def test_aws_error_codes(code, family):
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [(None, None), ("", None), ("3", 3.0), (" 1.5 ", 1.5), ("-2", 0.0), ("nan", None), ("soon", None), ("99999", 900.0)],
+    [
+        (None, None),
+        ("", None),
+        ("3", 3.0),
+        (" 1.5 ", 1.5),
+        ("-2", 0.0),
+        ("nan", None),
+        ("soon", None),
+        ("99999", 900.0),
+    ],
 )
 def test_retry_after_delta_seconds(header, expected):
     assert parse_retry_after(header) == expected

@@ -1,6 +1,12 @@
 import pytest
 
-from tao_results.naming import DEFAULT_FILENAME, MAX_FILENAME_BYTES, object_key, result_filename, sanitize_filename
+from tao_results.naming import (
+    DEFAULT_FILENAME,
+    MAX_FILENAME_BYTES,
+    object_key,
+    result_filename,
+    sanitize_filename,
+)
 
 URL = "https://bucket.s3.amazonaws.com/results/ref/from-url.csv?X-Amz-Signature=abc"
 
@@ -25,7 +31,9 @@ def test_filename_from_content_disposition(header, expected):
     assert result_filename(header, URL) == expected
 
 
-@pytest.mark.parametrize("header", [None, "", "attachment", 'attachment; filename=""', 'attachment; filename="/"'])
+@pytest.mark.parametrize(
+    "header", [None, "", "attachment", 'attachment; filename=""', 'attachment; filename="/"']
+)
 def test_falls_back_to_the_url_path(header):
     assert result_filename(header, URL) == "from-url.csv"
 
