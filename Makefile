@@ -33,6 +33,10 @@ test: lint template-checks
 demo: install
 	$(BIN)/python -m tests.support.demo
 
+# The long tier: 1,000+ messages under random faults, a 256 MiB crash; prints its figures.
+soak: install
+	$(BIN)/pytest -m soak -s -p no:cacheprovider
+
 unit: install
 	$(BIN)/pytest tests/unit
 

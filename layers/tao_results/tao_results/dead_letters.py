@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tao_results.errors import PermanentError, TransientError
+from tao_results.redaction import SECRETS
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -23,7 +24,8 @@ def dead_letter_body(
         "referenceId": reference_id,
         "reason": error.reason,
         "httpStatus": error.http_status,
-        "detail": error.detail,
+        # The detail quotes the API's answer, which may echo what we sent it.
+        "detail": SECRETS.scrub(error.detail),
         "originalBody": record.get("body"),
         "messageId": record.get("messageId"),
         "failedAt": failed_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),

@@ -121,7 +121,7 @@ class S3Writer:
         first = self._buffers.acquire(part_size)
         handed_over = False
         try:
-            filled = body.read_into(first)
+            filled = body.read_into(first, deadline)
             if filled == part_size:
                 handed_over = True
                 upload = _MultipartUpload(
@@ -196,7 +196,7 @@ class _MultipartUpload:
                 deadline.check("copy")
                 buffer = self._buffers.acquire(part_size)
                 try:
-                    filled = body.read_into(buffer)
+                    filled = body.read_into(buffer, deadline)
                 except BaseException:
                     self._buffers.release(buffer)
                     raise
