@@ -37,6 +37,11 @@ demo: install
 soak: install
 	$(BIN)/pytest -m soak -s -p no:cacheprovider
 
+# Benchmarks against SeaweedFS and moto; writes docs/benchmarks.md and docs/benchmarks.png.
+BENCH_ARGS ?=
+bench: install
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
 unit: install
 	$(BIN)/pytest tests/unit
 

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tao_results.config import load_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 REFERENCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -150,10 +152,19 @@ def test_function_code_runtime_and_architecture(template: dict[str, Any], resour
 def test_function_defaults(params: dict[str, Any]) -> None:
     assert params["FunctionTimeout"]["Default"] == 900
     assert params["FunctionMemorySize"]["Default"] == 512
-    assert params["RecordConcurrency"]["Default"] == 4
-    assert params["NotFoundGraceSeconds"]["Default"] == 0
-    assert params["ResultsPrefix"]["Default"] == "tao-results/"
-    assert params["TaoDownloadPath"]["Default"] == "/api/v1/download/{referenceId}"
+    # The template's defaults are the library's defaults.
+    library = load_settings(
+        {
+            "TAO_BASE_URL": "https://tao.example",
+            "TAO_CREDENTIALS_SECRET_ID": "secret",
+            "RESULTS_BUCKET": "bucket",
+            "DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/dlq",
+        }
+    )
+    assert params["RecordConcurrency"]["Default"] == library.record_concurrency
+    assert params["NotFoundGraceSeconds"]["Default"] == library.not_found_grace_seconds
+    assert params["ResultsPrefix"]["Default"] == library.results_prefix
+    assert params["TaoDownloadPath"]["Default"] == library.tao_download_path
     assert re.fullmatch(params["ResultsPrefix"]["AllowedPattern"], "tao-results/")
     for bad in ("", "/", "tao-results", "a/*/", "*", "../x/", "/abs/"):
         assert not re.fullmatch(params["ResultsPrefix"]["AllowedPattern"], bad), bad

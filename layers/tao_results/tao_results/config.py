@@ -39,15 +39,14 @@ class Settings:
     signed_url_allowed_hosts: tuple[str, ...]
     allow_plain_http: bool
     not_found_grace_seconds: float = 0.0
-    record_concurrency: int = 4
+    record_concurrency: int = 10
     max_attempts: int = 3
     connect_timeout_seconds: float = 3.05
     read_timeout_seconds: float = 15.0
     deadline_margin_seconds: float = 20.0
-    multipart_threshold_bytes: int = 8 * MiB
-    part_size_bytes: int = 8 * MiB
+    part_size_bytes: int = 16 * MiB
     upload_concurrency: int = 4
-    transfer_buffer_bytes: int = 40 * MiB
+    transfer_buffer_bytes: int = 48 * MiB
     secret_cache_seconds: float = 900.0
     token_refresh_margin_seconds: float = 60.0
     retry_backoff_base_seconds: float = 10.0
@@ -55,6 +54,7 @@ class Settings:
     service_name: str = "tao-results-to-s3"
     metrics_namespace: str = "TaoResultsToS3"
     log_level: str = "INFO"
+    tracing_enabled: bool = False
 
     def download_url(self, reference_id: str) -> str:
         return self.tao_base_url + self.tao_download_path.replace("{referenceId}", reference_id)
@@ -79,17 +79,14 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ),
         allow_plain_http=base_url.startswith("http://"),
         not_found_grace_seconds=reader.number("NOT_FOUND_GRACE_SECONDS", 0.0, 0.0, 14 * 86400.0),
-        record_concurrency=reader.integer("RECORD_CONCURRENCY", 4, 1, 10),
+        record_concurrency=reader.integer("RECORD_CONCURRENCY", 10, 1, 10),
         max_attempts=reader.integer("MAX_ATTEMPTS_PER_INVOCATION", 3, 1, 10),
         connect_timeout_seconds=reader.number("HTTP_CONNECT_TIMEOUT_SECONDS", 3.05, 0.1, 60.0),
         read_timeout_seconds=reader.number("HTTP_READ_TIMEOUT_SECONDS", 15.0, 0.1, 300.0),
         deadline_margin_seconds=reader.number("DEADLINE_MARGIN_SECONDS", 20.0, 0.0, 300.0),
-        multipart_threshold_bytes=reader.integer(
-            "MULTIPART_THRESHOLD_BYTES", 8 * MiB, S3_MINIMUM_PART_SIZE, 5 * 1024 * MiB
-        ),
-        part_size_bytes=reader.integer("PART_SIZE_BYTES", 8 * MiB, S3_MINIMUM_PART_SIZE, 5 * 1024 * MiB),
+        part_size_bytes=reader.integer("PART_SIZE_BYTES", 16 * MiB, S3_MINIMUM_PART_SIZE, 5 * 1024 * MiB),
         upload_concurrency=reader.integer("UPLOAD_CONCURRENCY", 4, 1, 32),
-        transfer_buffer_bytes=reader.integer("TRANSFER_BUFFER_MIB", 40, 10, 10240) * MiB,
+        transfer_buffer_bytes=reader.integer("TRANSFER_BUFFER_MIB", 48, 10, 10240) * MiB,
         secret_cache_seconds=reader.number("SECRET_CACHE_SECONDS", 900.0, 0.0, 86400.0),
         token_refresh_margin_seconds=reader.number("TOKEN_REFRESH_MARGIN_SECONDS", 60.0, 0.0, 3600.0),
         retry_backoff_base_seconds=reader.number("RETRY_BACKOFF_BASE_SECONDS", 10.0, 0.0, 900.0),
@@ -97,6 +94,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         service_name=reader.text("POWERTOOLS_SERVICE_NAME", default="tao-results-to-s3"),
         metrics_namespace=reader.text("POWERTOOLS_METRICS_NAMESPACE", default="TaoResultsToS3"),
         log_level=reader.log_level(),
+        # Powertools' own rule: traced only inside Lambda, unless POWERTOOLS_TRACE_DISABLED is set.
+        tracing_enabled=bool(reader.text("LAMBDA_TASK_ROOT", default=""))
+        and not reader.flag("POWERTOOLS_TRACE_DISABLED"),
     )
 
 
@@ -144,6 +144,9 @@ class _Reader:
         if not minimum <= value <= maximum:
             raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {raw}")
         return value
+
+    def flag(self, name: str) -> bool:
+        return (self._raw(name) or "").lower() in ("1", "true", "yes", "on")
 
     def log_level(self) -> str:
         level = (self._raw("POWERTOOLS_LOG_LEVEL") or self._raw("LOG_LEVEL") or "INFO").upper()

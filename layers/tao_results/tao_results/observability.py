@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 from tao_results.redaction import SECRETS
 
@@ -51,7 +54,39 @@ class Telemetry:
             self.metrics.add_metric(name=name, unit=unit, value=value)
 
 
-def create_telemetry(service_name: str, metrics_namespace: str, log_level: str) -> Telemetry:
+class _NoSegment(BaseSegment):
+    def close(self, end_time: int | None = None) -> None: ...
+    def add_subsegment(self, subsegment: Any) -> None: ...
+    def remove_subsegment(self, subsegment: Any) -> None: ...
+    def put_annotation(self, key: str, value: Any) -> None: ...
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None: ...
+    def add_exception(self, exception: BaseException, stack: Any, remote: bool = False) -> None: ...
+
+
+class NoTracing(BaseProvider):
+    """A tracing provider that does nothing.
+
+    Powertools' default provider imports the X-Ray SDK (which builds its own botocore clients:
+    ~0.4 s of cold start) even when tracing is disabled; this one costs nothing.
+    """
+
+    @contextmanager
+    def in_subsegment(self, name: Any = None, **kwargs: Any) -> Iterator[BaseSegment]:
+        yield _NoSegment()
+
+    @asynccontextmanager
+    async def in_subsegment_async(self, name: Any = None, **kwargs: Any) -> AsyncIterator[BaseSegment]:
+        yield _NoSegment()
+
+    def put_annotation(self, key: str, value: Any) -> None: ...
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None: ...
+    def patch(self, modules: Any) -> None: ...
+    def patch_all(self) -> None: ...
+
+
+def create_telemetry(
+    service_name: str, metrics_namespace: str, log_level: str, *, tracing_enabled: bool
+) -> Telemetry:
     for name in _CHATTY_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
     logger = Logger(service=service_name, level=log_level, logger_formatter=RedactingFormatter())
@@ -59,7 +94,9 @@ def create_telemetry(service_name: str, metrics_namespace: str, log_level: str) 
     return Telemetry(
         logger=logger,
         metrics=Metrics(service=service_name, namespace=metrics_namespace),
-        tracer=Tracer(service=service_name),
+        tracer=Tracer(service=service_name)
+        if tracing_enabled
+        else Tracer(service=service_name, disabled=True, provider=NoTracing()),
     )
 
 

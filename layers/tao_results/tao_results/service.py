@@ -58,7 +58,10 @@ class DownloadResultService:
 
 def build_service(settings: Settings, telemetry: Telemetry | None = None) -> DownloadResultService:
     telemetry = telemetry or create_telemetry(
-        settings.service_name, settings.metrics_namespace, settings.log_level
+        settings.service_name,
+        settings.metrics_namespace,
+        settings.log_level,
+        tracing_enabled=settings.tracing_enabled,
     )
     uploads_in_flight = settings.record_concurrency * settings.upload_concurrency
     aws = AwsClients(
