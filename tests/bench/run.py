@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tao_results.config import Settings
 from tests.bench.stack import ROOT, Stack, WorkerProcess, open_stack
 
 MiB = 1 << 20
@@ -296,7 +297,8 @@ def requests_reuse(stack: Stack, target: str, size: int, batches: int) -> dict[s
         "connections_total": end["connections_accepted"] - start["connections_accepted"],
         "records_total": 10 * batches,
         # Two keep-alive pools (API, storage) of RECORD_CONCURRENCY connections each (http.new_session).
-        "pool_bound": 2 * int(stack.environment(target).get("RECORD_CONCURRENCY", "4")),
+        "pool_bound": 2
+        * int(stack.environment(target).get("RECORD_CONCURRENCY", str(Settings.record_concurrency))),
     }
 
 
@@ -415,11 +417,11 @@ def main(argv: list[str] | None = None) -> int:
             results["memory"] = memory(stack, real, memory_sizes, [], known)
         if "small" in only:
             small_variants = {
-                "default (RECORD_CONCURRENCY=4)": ([], {}),
-                "RECORD_CONCURRENCY=10": ([], {"RECORD_CONCURRENCY": "10"}),
+                f"default (RECORD_CONCURRENCY={Settings.record_concurrency})": ([], {}),
+                "RECORD_CONCURRENCY=4": ([], {"RECORD_CONCURRENCY": "4"}),
             }
             if experiments:
-                small_variants["RECORD_CONCURRENCY=10 +exp"] = (experiments, {"RECORD_CONCURRENCY": "10"})
+                small_variants["default +exp"] = (experiments, {})
             results["small"] = small_batches(stack, real, 3 if args.quick else 5, 50, 4096, small_variants)
         if "requests" in only:
             results["requests"] = requests_reuse(stack, real, 4096, 3)
