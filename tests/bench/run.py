@@ -361,8 +361,8 @@ def cold_start(repetitions: int, variants: dict[str, list[str]]) -> dict[str, An
 ALL = ["coldstart", "throughput", "memory", "small", "requests", "moto"]
 # Not in the default run: larger parts halve S3 request charges (docs/scaling.md), at what cost?
 PART_SIZE_VARIANTS = {
-    "8 MiB parts, 40 MiB budget (default)": ([], {}),
-    "16 MiB parts, 48 MiB budget": ([], {"PART_SIZE_BYTES": str(16 * MiB), "TRANSFER_BUFFER_MIB": "48"}),
+    "16 MiB parts, 48 MiB budget (default)": ([], {}),
+    "8 MiB parts, 40 MiB budget": ([], {"PART_SIZE_BYTES": str(8 * MiB), "TRANSFER_BUFFER_MIB": "40"}),
 }
 
 
