@@ -45,49 +45,50 @@ class RecordProcessor:
 
     def process(self, record: Mapping[str, Any], deadline: Deadline) -> None:
         """Copy or dead-letter ``record``; raise TransientError if it must be delivered again."""
-        message_id = record.get("messageId")
-        try:
-            deadline.check("record")  # a record that never starts needs no cleanup
-            self._process(record, deadline)
-        except TransientError as error:
-            self.telemetry.transient_failure()
-            delay = self.retries.defer(record, error)
-            self.telemetry.logger.warning(
-                "Transient failure, the message will be retried",
-                extra=log_fields(
-                    reason=error.reason,
-                    detail=error.detail,
-                    http_status=error.http_status,
-                    message_id=message_id,
-                    retry_in_seconds=delay,
-                ),
-            )
-            raise
-        except Exception:
-            # A bug, not a classified failure: keep the message (SQS retries, then redrives it).
-            self.telemetry.transient_failure()
-            self.telemetry.logger.exception("Unexpected error, the message will be retried")
-            raise
-
-    def _process(self, record: Mapping[str, Any], deadline: Deadline) -> None:
-        try:
-            reference_id = reference_id_from_body(record.get("body"))
-        except PermanentError as error:
-            self._dead_letter(record, None, error)
-            return
-        with self._correlated(reference_id):
+        request = _parse(record)
+        with self._correlated(request if isinstance(request, str) else None):
             try:
-                result = self._copy_with_retries(reference_id, record, deadline)
-            except PermanentError as error:
-                self._dead_letter(record, reference_id, error)
-                return
-            self.telemetry.copied(result.size, result.seconds)
-            self.telemetry.logger.info(
-                "Result copied",
-                extra=log_fields(
-                    key=result.key, size=result.size, parts=result.parts, seconds=round(result.seconds, 3)
-                ),
-            )
+                deadline.check("record")  # a record that never starts needs no cleanup
+                if isinstance(request, PermanentError):
+                    self._dead_letter(record, None, request)
+                else:
+                    self._copy_or_dead_letter(record, request, deadline)
+            except TransientError as error:
+                self._retry_later(record, error)
+                raise
+            except Exception:
+                # A bug, not a classified failure: keep the message (SQS retries, then redrives it).
+                self.telemetry.transient_failure()
+                self.telemetry.logger.exception("Unexpected error, the message will be retried")
+                raise
+
+    def _copy_or_dead_letter(self, record: Mapping[str, Any], reference_id: str, deadline: Deadline) -> None:
+        try:
+            result = self._copy_with_retries(reference_id, record, deadline)
+        except PermanentError as error:
+            self._dead_letter(record, reference_id, error)
+            return
+        self.telemetry.copied(result.size, result.seconds)
+        self.telemetry.logger.info(
+            "Result copied",
+            extra=log_fields(
+                key=result.key, size=result.size, parts=result.parts, seconds=round(result.seconds, 3)
+            ),
+        )
+
+    def _retry_later(self, record: Mapping[str, Any], error: TransientError) -> None:
+        self.telemetry.transient_failure()
+        delay = self.retries.defer(record, error)
+        self.telemetry.logger.warning(
+            "Transient failure, the message will be retried",
+            extra=log_fields(
+                reason=error.reason,
+                detail=error.detail,
+                http_status=error.http_status,
+                message_id=record.get("messageId"),
+                retry_in_seconds=delay,
+            ),
+        )
 
     def _copy_with_retries(
         self, reference_id: str, record: Mapping[str, Any], deadline: Deadline
@@ -158,13 +159,22 @@ class RecordProcessor:
         )
 
     @contextmanager
-    def _correlated(self, reference_id: str) -> Iterator[None]:
+    def _correlated(self, reference_id: str | None) -> Iterator[None]:
         logger = self.telemetry.logger
-        logger.thread_safe_append_keys(correlation_id=reference_id)
+        if reference_id is not None:
+            logger.thread_safe_append_keys(correlation_id=reference_id)
         try:
             yield
         finally:
             logger.thread_safe_clear_keys()
+
+
+def _parse(record: Mapping[str, Any]) -> str | PermanentError:
+    """The record's referenceId, or why it is a malformed message."""
+    try:
+        return reference_id_from_body(record.get("body"))
+    except PermanentError as malformed:
+        return malformed
 
 
 def _in_invocation_backoff(attempt: int, retry_after: float | None) -> float:
