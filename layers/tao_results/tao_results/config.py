@@ -6,11 +6,12 @@ deployment fails on its first invocation with a message that says what to fix.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from tao_results.url_policy import is_ip_literal
 
 MiB = 1024 * 1024
 DEFAULT_TOKEN_PATH = "/api/v1/upload/v1/oauth2/tokens"  # noqa: S105 - a path, not a secret
@@ -192,16 +193,8 @@ class _Reader:
         candidates = default if raw is None else tuple(raw.split(","))
         patterns = tuple(dict.fromkeys(p.strip().lower().rstrip(".") for p in candidates if p.strip()))
         for pattern in patterns:
-            if not (_HOST_PATTERN.match(pattern) or _is_ip_literal(pattern)):
+            if not (_HOST_PATTERN.match(pattern) or is_ip_literal(pattern)):
                 raise ConfigError(f"{name}: {pattern!r} is not a host name, '*.domain' pattern or IP")
         if not patterns:
             raise ConfigError(f"{name} must list at least one host pattern")
         return patterns
-
-
-def _is_ip_literal(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text.strip("[]"))
-    except ValueError:
-        return False
-    return True

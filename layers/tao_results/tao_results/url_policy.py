@@ -66,11 +66,11 @@ class SignedUrlPolicy:
 
     def host_allowed(self, host: str) -> bool:
         host = host.lower()
-        if _is_ip_literal(host):
+        if is_ip_literal(host):
             # An IP address is only trusted when it is listed literally: patterns never match one.
             literal = str(ipaddress.ip_address(host))
             return any(
-                _is_ip_literal(p) and str(ipaddress.ip_address(p.strip("[]"))) == literal
+                is_ip_literal(p) and str(ipaddress.ip_address(p.strip("[]"))) == literal
                 for p in self.allowed_host_patterns
             )
         if not _HOST_NAME.match(host):
@@ -85,7 +85,8 @@ def _name_matches(host: str, pattern: str) -> bool:
     return host == pattern
 
 
-def _is_ip_literal(text: str) -> bool:
+def is_ip_literal(text: str) -> bool:
+    """An IPv4 or IPv6 address (brackets allowed), as opposed to a host name."""
     try:
         ipaddress.ip_address(text.strip("[]"))
     except ValueError:
