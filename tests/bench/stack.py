@@ -27,7 +27,7 @@ from tests.support.aws_stack import (
     create_resources,
     function_environment,
 )
-from tests.support.tao_emulator import EmulatorAdmin, spawn_emulator
+from tests.support.tao_emulator import EmulatorAdmin, running_emulator_process
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "bench-client"
@@ -167,8 +167,7 @@ def open_stack(exits: ExitStack, *, seaweed: bool = True) -> Stack:
     os.environ.update(FAKE_CREDENTIALS)
     moto = exits.enter_context(MotoServer())
     resources = create_resources(moto.endpoint_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-    process, admin = spawn_emulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-    exits.callback(_stop_emulator, process, admin)
+    admin = exits.enter_context(running_emulator_process(client_id=CLIENT_ID, client_secret=CLIENT_SECRET))
     stack = Stack(moto, resources, admin)
     stack.targets["moto"] = Target("moto", moto.endpoint_url, resources.bucket)
     if seaweed:
@@ -185,16 +184,3 @@ def open_stack(exits: ExitStack, *, seaweed: bool = True) -> Stack:
                 "seaweedfs", server.endpoint_url, resources.bucket, server.pid
             )
     return stack
-
-
-def _stop_emulator(process: subprocess.Popen[str], admin: EmulatorAdmin) -> None:
-    admin.close()
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if process.stdout is not None:
-        process.stdout.close()

@@ -41,7 +41,7 @@ from tests.support.aws_stack import (
     create_resources,
     function_environment,
 )
-from tests.support.tao_emulator import EmulatorAdmin, Fault, ResultInfo, spawn_emulator
+from tests.support.tao_emulator import EmulatorAdmin, Fault, ResultInfo, running_emulator_process
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "demo-client"
@@ -367,18 +367,9 @@ def services(stack: ExitStack) -> Iterator[tuple[MotoServer, EmulatorAdmin]]:
     stack.callback(moto.stop)
     with children_in_own_session():
         moto.start()
-        process, admin = spawn_emulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-
-    def stop_emulator() -> None:
-        admin.close()
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except Exception:
-                process.kill()
-
-    stack.callback(stop_emulator)
+        admin = stack.enter_context(
+            running_emulator_process(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+        )
     yield moto, admin
 
 
