@@ -3,19 +3,41 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CONSTRAINTS := layers/tao_results/requirements.txt
+LOCK := layers/tao_results/requirements.txt
+# The lock pins the layer's dependencies with hashes; as a constraints file for the dev install it
+# must lose them (pip turns any hash into --require-hashes mode for every package).
+CONSTRAINTS := $(VENV)/layer-constraints.txt
+# The layer is locked for the Lambda target, whatever machine runs `make lock`.
+LOCK_TARGET := --python-version 3.12 --python-platform aarch64-manylinux2014
 
-.PHONY: install test lint template-checks unit integration demo bench soak clean
+.PHONY: install test lint template-checks unit integration demo bench soak clean lock lock-check
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml $(CONSTRAINTS)
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	sed -e '/--hash=/d' -e 's/ \\$$//' $(LOCK) > $(CONSTRAINTS)
 	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	touch $@
 
-lint: install
+# Re-resolve the layer's dependencies (requirements.in → requirements.txt, hashes included).
+# Versions already in the lock are kept unless requirements.in demands otherwise; to take newer
+# transitive releases: make lock LOCK_ARGS=--upgrade
+LOCK_ARGS ?=
+lock: install
+	$(BIN)/uv pip compile layers/tao_results/requirements.in --quiet --generate-hashes $(LOCK_TARGET) \
+		--custom-compile-command 'make lock' $(LOCK_ARGS) -o $(LOCK)
+
+# Fails when the lock no longer matches requirements.in (someone edited one without the other).
+lock-check: install
+	@cp $(LOCK) $(VENV)/lock-check.txt
+	@$(BIN)/uv pip compile layers/tao_results/requirements.in --quiet --generate-hashes $(LOCK_TARGET) \
+		--custom-compile-command 'make lock' -o $(VENV)/lock-check.txt
+	@diff -u $(LOCK) $(VENV)/lock-check.txt || { echo "$(LOCK) is stale: run 'make lock' and commit it" >&2; exit 1; }
+	@echo "lock-check: $(LOCK) matches requirements.in"
+
+lint: install lock-check
 	$(BIN)/ruff check layers functions tests
 	$(BIN)/ruff format --check layers functions tests
 	$(BIN)/mypy

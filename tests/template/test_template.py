@@ -537,6 +537,30 @@ def test_samconfig() -> None:
     assert "parameter_overrides" not in deploy, "deploy parameters belong on the command line"
 
 
+def test_layer_lock_pins_every_distribution_with_hashes() -> None:
+    """requirements.txt is a full lock: every distribution (transitive ones too) pinned and hashed."""
+    layer = ROOT / "layers/tao_results"
+    declared = {
+        line.split("==")[0].strip().lower(): line.split("==")[1].strip()
+        for line in (layer / "requirements.in").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    }
+    locked: dict[str, str] = {}
+    hashes: dict[str, int] = {}
+    current = ""
+    for line in (layer / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        text = line.strip()
+        if "==" in text and not text.startswith("#"):
+            current, _, version = text.rstrip(" \\").partition("==")
+            current = current.lower()
+            locked[current] = version
+        elif text.startswith("--hash=sha256:") and current:
+            hashes[current] = hashes.get(current, 0) + 1
+    assert declared.items() <= locked.items(), "requirements.in and the lock disagree: run make lock"
+    assert {"botocore", "urllib3", "s3transfer", "jmespath"} <= set(locked), "transitive pins missing"
+    assert set(hashes) == set(locked), f"unhashed: {set(locked) - set(hashes)}"
+
+
 def test_function_has_no_own_dependencies() -> None:
     lines = (ROOT / "functions/download_result/requirements.txt").read_text(encoding="utf-8").splitlines()
     assert all(not line.strip() or line.lstrip().startswith("#") for line in lines)
