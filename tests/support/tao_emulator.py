@@ -6,13 +6,21 @@ It serves the three things the function talks to, over real sockets, with the be
 Endpoints (all on one ``base_url`` such as ``http://127.0.0.1:40123``)
 -----------------------------------------------------------------------
 ``POST /api/v1/upload/v1/oauth2/tokens``
-    OAuth2 client credentials. Body ``application/x-www-form-urlencoded`` or ``multipart/form-data``
-    (``curl --form``); client credentials in the body or as HTTP Basic. ``grant_type`` must be
-    ``client_credentials`` (else 400 ``{"error": "unsupported_grant_type"}``); wrong client → 401
-    ``{"error": "invalid_client"}``. Success → 200 ``{"access_token", "token_type": "Bearer",
-    "expires_in", "scope"}``. ``scope`` is optional: the granted scopes are the requested ones the
-    client has, or all it has when it asks for none it has. Tokens keep the scopes they were issued
-    with and expire server-side after ``expires_in`` (emulator clock, see ``advance_clock``).
+    OAuth2 client credentials (RFC 6749 §4.4). A request's client-authentication *form* is
+    ``client_secret_basic`` when it carries ``Authorization: Basic`` (id and secret
+    form-urlencoded, then base64, decoded per RFC 6749 §2.3.1: a ``+`` is a space), else
+    ``multipart`` for a ``multipart/form-data`` body (``curl --form``), else ``client_secret_post``
+    (``application/x-www-form-urlencoded`` body). A form not in ``token_auth_methods`` (and every
+    request while ``token_reject_all``) gets the ``token_rejection`` answer (see
+    :data:`TOKEN_REJECTIONS`); credentials both in the header and the body → 400
+    ``invalid_request`` (RFC 6749 §2.3). ``grant_type`` must be ``client_credentials`` (else 400
+    ``{"error": "unsupported_grant_type"}``); wrong client → 401 ``{"error": "invalid_client"}``.
+    Success → 200 ``{"access_token", "token_type": "Bearer", "expires_in", "scope"}``;
+    ``expires_in`` is a JSON number, a numeric string or absent (``token_expires_in_as``).
+    ``scope`` is optional: the granted scopes are the requested ones the client has, or all it has
+    when it asks for none it has. Tokens keep the scopes they were issued with and expire
+    server-side after ``token_expires_in`` (emulator clock, see ``advance_clock``), even when the
+    answer does not say so. The request log gives each token request's form as ``client_auth``.
 ``GET /api/v1/download/{referenceId}`` and ``GET /api/v1/upload/api/v1/download/{referenceId}``
     (the doc uses both). Bad/missing/expired/revoked Bearer → 401 ``text/plain`` ``Access Denied``;
     no ``rostering`` scope → 403 ``{"message": "Insufficient scope"}``; unknown or not yet ready →
@@ -61,7 +69,11 @@ Settings: ``client_id`` ("demo-client"), ``client_secret`` ("demo-secret"), ``to
 (3600), ``signed_url_ttl`` (300), ``latency_ms`` (0, slept before every TAO and storage answer,
 not admin calls), ``scopes`` (["rostering"]), ``random_fault_rate`` (0.0), ``random_fault_seed``
 (0), ``random_fault_kinds`` (all of :data:`RANDOM_FAULT_KINDS`), ``slow_delay_ms`` (1000),
-``content_seed`` (0, default seed of generated bodies), ``idle_timeout_s`` (60, keep-alive idle).
+``content_seed`` (0, default seed of generated bodies), ``idle_timeout_s`` (60, keep-alive idle),
+``token_auth_methods`` (all of :data:`TOKEN_AUTH_METHODS`: the client-authentication forms the
+token endpoint takes, any subset), ``token_rejection`` ("400_invalid_request", how it refuses
+another form), ``token_expires_in_as`` ("int" | "string" | "absent"), ``token_reject_all``
+(False: True refuses every token request with the ``token_rejection`` answer).
 
 Faults
 ------
@@ -131,13 +143,15 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal, cast
-from urllib.parse import parse_qs, quote, unquote, urlencode
+from urllib.parse import parse_qs, quote, unquote, unquote_plus, urlencode
 
 import requests
 
 __all__ = [
     "DEFAULT",
     "RANDOM_FAULT_KINDS",
+    "TOKEN_AUTH_METHODS",
+    "TOKEN_REJECTIONS",
     "EmulatorAdmin",
     "Fault",
     "ResultInfo",
@@ -185,6 +199,47 @@ RANDOM_FAULT_KINDS: dict[str, str | None] = {
     "storage_500": "storage",
     "slow": None,
 }
+
+
+#: Client-authentication forms of the token endpoint (OpenID Connect Core §9 names, plus multipart).
+TOKEN_AUTH_METHODS = ("client_secret_post", "client_secret_basic", "multipart")
+#: How the token endpoint refuses a form it does not take: name → (status, body, content type, headers).
+#: The 400s are RFC 6749 §5.2 JSON; 401 "Access Denied" is the vendor's gateway; 401 with a Basic
+#: challenge is RFC 6749 §5.2 for invalid_client; 415 is a server that does not parse the body type.
+TOKEN_REJECTIONS: dict[str, tuple[int, str, str, dict[str, str]]] = {
+    "400_invalid_request": (
+        400,
+        json.dumps({"error": "invalid_request", "error_description": "Unsupported client authentication"}),
+        "application/json",
+        {},
+    ),
+    "400_invalid_client": (
+        400,
+        json.dumps({"error": "invalid_client", "error_description": "Client authentication failed"}),
+        "application/json",
+        {},
+    ),
+    "400_unauthorized_client": (
+        400,
+        json.dumps({"error": "unauthorized_client", "error_description": "Client not authorized"}),
+        "application/json",
+        {},
+    ),
+    "401_access_denied": (401, "Access Denied", "text/plain", {}),
+    "401_basic_challenge": (
+        401,
+        json.dumps({"error": "invalid_client"}),
+        "application/json",
+        {"WWW-Authenticate": 'Basic realm="tao", charset="UTF-8"'},
+    ),
+    "415": (
+        415,
+        json.dumps({"error": "invalid_request", "error_description": "Unsupported Media Type"}),
+        "application/json",
+        {},
+    ),
+}
+_EXPIRES_IN_FORMS = ("int", "string", "absent")
 
 
 class _Default(enum.Enum):
@@ -294,6 +349,10 @@ class _Settings:
     slow_delay_ms: int = 1000
     content_seed: int = 0
     idle_timeout_s: float = 60.0
+    token_auth_methods: list[str] = dataclasses.field(default_factory=lambda: list(TOKEN_AUTH_METHODS))
+    token_rejection: str = "400_invalid_request"
+    token_expires_in_as: str = "int"
+    token_reject_all: bool = False
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name for f in dataclasses.fields(self)}
@@ -305,6 +364,13 @@ class _Settings:
                 raise ValueError(f"unknown random fault kind {kind!r}; known: {sorted(RANDOM_FAULT_KINDS)}")
         if not 0.0 <= float(values.get("random_fault_rate", 0.0)) <= 1.0:
             raise ValueError("random_fault_rate must be within [0, 1]")
+        for method in values.get("token_auth_methods", []):
+            if method not in TOKEN_AUTH_METHODS:
+                raise ValueError(f"unknown token auth method {method!r}; known: {list(TOKEN_AUTH_METHODS)}")
+        if values.get("token_rejection", "400_invalid_request") not in TOKEN_REJECTIONS:
+            raise ValueError(f"unknown token_rejection; known: {sorted(TOKEN_REJECTIONS)}")
+        if values.get("token_expires_in_as", "int") not in _EXPIRES_IN_FORMS:
+            raise ValueError(f"token_expires_in_as must be one of {list(_EXPIRES_IN_FORMS)}")
         for name, value in values.items():
             setattr(self, name, list(value) if isinstance(value, list | tuple) else value)
 
@@ -855,6 +921,7 @@ class _Handler(BaseHTTPRequestHandler):
     reference_id: str | None
     fault_kind: str | None
     authorization_present: bool
+    client_auth: str | None = None
 
     @property
     def emulator(self) -> TaoEmulator:
@@ -936,6 +1003,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "reference_id": self.reference_id,
                 "status": status,
                 "authorization_present": self.authorization_present,
+                "client_auth": self.client_auth,
                 "fault": self.fault_kind,
                 "client": f"{host}:{port}",
             }
@@ -992,6 +1060,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.reference_id = None
         self.fault_kind = None
         self.authorization_present = "Authorization" in self.headers
+        self.client_auth = None
         try:
             body = self._read_body()
         except ValueError:
@@ -1117,23 +1186,34 @@ class _Handler(BaseHTTPRequestHandler):
                 405, {"error": "invalid_request", "error_description": "POST only"}, {"Allow": "POST"}
             )
             return
+        settings = self.emulator._settings
+        content_type = self.headers.get("Content-Type", "")
+        authorization = self.headers.get("Authorization", "")
+        basic_used = authorization[:6].lower() == "basic "
+        if basic_used:
+            self.client_auth = "client_secret_basic"
+        elif content_type.split(";", 1)[0].strip().lower() == "multipart/form-data":
+            self.client_auth = "multipart"
+        else:
+            self.client_auth = "client_secret_post"
+        if settings.token_reject_all or self.client_auth not in settings.token_auth_methods:
+            status, answer, answer_type, headers = TOKEN_REJECTIONS[settings.token_rejection]
+            self._send(status, answer, answer_type, headers)
+            return
         try:
-            form = _parse_form(self.headers.get("Content-Type", ""), body)
+            form = _parse_form(content_type, body)
         except ValueError as error:
             self._send_json(400, {"error": "invalid_request", "error_description": str(error)})
             return
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
-        basic_used = False
-        authorization = self.headers.get("Authorization", "")
-        if authorization[:6].lower() == "basic ":
-            basic_used = True
-            try:
-                decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
-                user, _, password = decoded.partition(":")
-                client_id, client_secret = unquote(user), unquote(password)
-            except (binascii.Error, UnicodeDecodeError):
-                client_id = client_secret = None
-        settings = self.emulator._settings
+        if basic_used:
+            if client_secret is not None:
+                self._send_json(
+                    400,
+                    {"error": "invalid_request", "error_description": "more than one authentication method"},
+                )
+                return
+            client_id, client_secret = _decode_basic(authorization[6:])
         if not (
             client_id is not None
             and client_secret is not None
@@ -1150,16 +1230,13 @@ class _Handler(BaseHTTPRequestHandler):
         requested = (form.get("scope") or "").split()
         granted = tuple(scope for scope in requested if scope in has) or has
         token, expires_in = self.emulator._issue_token(granted)
-        self._send_json(
-            200,
-            {
-                "access_token": token,
-                "token_type": "Bearer",
-                "expires_in": expires_in,
-                "scope": " ".join(granted),
-            },
-            {"Cache-Control": "no-store", "Pragma": "no-cache"},
-        )
+        document: dict[str, Any] = {"access_token": token, "token_type": "Bearer"}
+        if settings.token_expires_in_as == "int":
+            document["expires_in"] = expires_in
+        elif settings.token_expires_in_as == "string":
+            document["expires_in"] = str(expires_in)
+        document["scope"] = " ".join(granted)
+        self._send_json(200, document, {"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     # ---- download ------------------------------------------------------------------------------
 
@@ -1324,6 +1401,21 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     if start >= size or end <= start:
         return None
     return start, end
+
+
+def _decode_basic(credentials: str) -> tuple[str | None, str | None]:
+    """``Basic`` credentials → (client_id, client_secret), each form-urlencoded (RFC 6749 §2.3.1)."""
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None, None
+    if ":" not in decoded:
+        return None, None
+    user, _, password = decoded.partition(":")
+    try:
+        return unquote_plus(user, errors="strict"), unquote_plus(password, errors="strict")
+    except UnicodeDecodeError:
+        return None, None
 
 
 def _parse_form(content_type: str, body: bytes) -> dict[str, str]:

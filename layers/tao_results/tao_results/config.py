@@ -20,6 +20,8 @@ DEFAULT_SIGNED_URL_HOSTS = ("*.amazonaws.com",)
 S3_MINIMUM_PART_SIZE = 5 * MiB
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# OAuth2 client authentication at the token endpoint (see tao_results.auth).
+TOKEN_AUTH_METHODS = ("auto", "client_secret_post", "client_secret_basic", "multipart")
 _HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
@@ -56,6 +58,7 @@ class Settings:
     metrics_namespace: str = "TaoResultsToS3"
     log_level: str = "INFO"
     tracing_enabled: bool = False
+    tao_token_auth_method: str = "auto"  # noqa: S105 - a method name, not a secret
 
     def download_url(self, reference_id: str) -> str:
         return self.tao_base_url + self.tao_download_path.replace("{referenceId}", reference_id)
@@ -98,6 +101,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         # Powertools' own rule: traced only inside Lambda, unless POWERTOOLS_TRACE_DISABLED is set.
         tracing_enabled=bool(reader.text("LAMBDA_TASK_ROOT", default=""))
         and not reader.flag("POWERTOOLS_TRACE_DISABLED"),
+        tao_token_auth_method=reader.choice("TAO_TOKEN_AUTH_METHOD", TOKEN_AUTH_METHODS, default="auto"),
     )
 
 
@@ -144,6 +148,12 @@ class _Reader:
             raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
         if not minimum <= value <= maximum:
             raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {raw}")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], *, default: str) -> str:
+        value = (self._raw(name) or default).lower()
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         return value
 
     def flag(self, name: str) -> bool:

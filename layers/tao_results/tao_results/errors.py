@@ -75,10 +75,13 @@ STORAGE_OUTCOMES: Mapping[int, Outcome] = {
 
 # Token endpoint. A rejected client is transient on purpose: the secret may be mid-rotation, and a
 # wrong secret must not dead-letter every message in the queue; SQS's redrive policy still bounds it.
+# 415 is how some endpoints refuse a client-authentication form they do not take (a wrong
+# TAO_TOKEN_AUTH_METHOD): a deployment to fix, not a bad message.
 TOKEN_OUTCOMES: Mapping[int, Outcome] = {
     400: Outcome(TRANSIENT, "credentials_rejected"),
     401: Outcome(TRANSIENT, "credentials_rejected"),
     403: Outcome(TRANSIENT, "credentials_rejected"),
+    415: Outcome(TRANSIENT, "credentials_rejected"),
     429: Outcome(TRANSIENT, "token_throttled"),
 }
 

@@ -20,7 +20,7 @@ from tao_results.credentials import CredentialStore
 from tao_results.dead_letters import DeadLetterQueue
 from tao_results.deadline import Deadline
 from tao_results.http import new_session
-from tao_results.observability import Telemetry, create_telemetry
+from tao_results.observability import Telemetry, create_telemetry, log_fields
 from tao_results.pipeline import RecordProcessor
 from tao_results.redelivery import RetryScheduler
 from tao_results.storage import SignedUrlFetcher
@@ -70,6 +70,7 @@ def build_service(settings: Settings, telemetry: Telemetry | None = None) -> Dow
         read_timeout=settings.read_timeout_seconds,
     )
     timeout = (settings.connect_timeout_seconds, settings.read_timeout_seconds)
+    logger = telemetry.logger
     tao_session = new_session(pool_size=settings.record_concurrency)
     tokens = TokenProvider(
         session=tao_session,
@@ -80,6 +81,11 @@ def build_service(settings: Settings, telemetry: Telemetry | None = None) -> Dow
         ),
         timeout=timeout,
         refresh_margin_seconds=settings.token_refresh_margin_seconds,
+        auth_method=settings.tao_token_auth_method,
+        on_auth_method=lambda method, probed: logger.info(
+            "Token endpoint client authentication in use",
+            extra=log_fields(auth_method=method, chosen_by="auto" if probed else "TAO_TOKEN_AUTH_METHOD"),
+        ),
     )
     processor = RecordProcessor(
         settings=settings,
