@@ -188,6 +188,7 @@ def test_environment_variables(template: dict[str, Any], resources: dict[str, An
     assert set(env) == {
         "TAO_BASE_URL",
         "TAO_TOKEN_URL",
+        "TAO_TOKEN_AUTH_METHOD",
         "TAO_DOWNLOAD_PATH",
         "TAO_CREDENTIALS_SECRET_ID",
         "RESULTS_BUCKET",
@@ -199,6 +200,7 @@ def test_environment_variables(template: dict[str, Any], resources: dict[str, An
     }
     assert env["DEAD_LETTER_QUEUE_URL"] == ref("DeadLetterQueue")  # Ref of a queue is its URL
     assert env["RESULTS_PREFIX"] == ref("ResultsPrefix")
+    assert env["TAO_TOKEN_AUTH_METHOD"] == ref("TaoTokenAuthMethod")
     assert list(branches(env["TAO_CREDENTIALS_SECRET_ID"])) == [
         ref("CredentialsSecret"),
         ref("TaoCredentialsSecretArn"),
@@ -632,3 +634,13 @@ def test_batch_event_mixes_valid_malformed_and_bad_reference() -> None:
     kinds = [_classify(r["body"]) for r in event["Records"]]
     assert {"valid", "malformed", "bad-reference"} <= set(kinds)
     assert len(event["Records"]) <= 10
+
+
+def test_token_auth_method_parameter_offers_exactly_what_the_function_accepts(
+    params: dict[str, Any],
+) -> None:
+    from tao_results.config import TOKEN_AUTH_METHODS  # noqa: PLC0415
+
+    parameter = params["TaoTokenAuthMethod"]
+    assert parameter["Default"] == "auto"
+    assert sorted(parameter["AllowedValues"]) == sorted(TOKEN_AUTH_METHODS)

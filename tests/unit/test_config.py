@@ -83,3 +83,16 @@ def test_allowed_hosts_are_normalised():
         {**REQUIRED, "SIGNED_URL_ALLOWED_HOSTS": "Files.Example.COM., *.s3.amazonaws.com,10.0.0.5"}
     )
     assert settings.signed_url_allowed_hosts == ("files.example.com", "*.s3.amazonaws.com", "10.0.0.5")
+
+
+@pytest.mark.parametrize("method", ["auto", "client_secret_post", "client_secret_basic", "multipart"])
+def test_token_auth_method_choices(method):
+    assert load_settings(
+        {**REQUIRED, "TAO_TOKEN_AUTH_METHOD": f" {method.upper()} "}
+    ).tao_token_auth_method == (method)
+
+
+def test_token_auth_method_defaults_to_auto_and_rejects_unknown_names():
+    assert load_settings(REQUIRED).tao_token_auth_method == "auto"
+    with pytest.raises(ConfigError, match="TAO_TOKEN_AUTH_METHOD"):
+        load_settings({**REQUIRED, "TAO_TOKEN_AUTH_METHOD": "private_key_jwt"})
