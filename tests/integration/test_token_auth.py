@@ -7,12 +7,14 @@ of ``expires_in``, reject everything). Secret reads are counted by a relay in fr
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
 import requests
@@ -475,3 +477,94 @@ def test_the_token_lifetime_follows_expires_in(
         provider.invalidate(first)  # what the Download API client does on a 401
         assert provider.token() != first
         assert tao.stats()["token_requests"] == 2
+
+
+# ---- the emulator's token endpoint knobs, driven directly ---------------------------------------------
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.mark.parametrize("rejection", TOKEN_REJECTIONS)
+def test_emulator_refuses_a_form_it_does_not_take_as_configured(rejection: str) -> None:
+    with TaoEmulator(token_auth_methods=["client_secret_basic"], token_rejection=rejection) as emu:
+        url = emu.base_url + TOKEN_PATH
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": "demo-client",
+            "client_secret": "demo-secret",
+        }
+        refused = [
+            requests.post(url, data=form, timeout=5),
+            requests.post(url, files={k: (None, v) for k, v in form.items()}, timeout=5),
+        ]
+        status, body, content_type, headers = TOKEN_REJECTIONS[rejection]
+        for answer in refused:
+            assert answer.status_code == status
+            assert answer.headers["Content-Type"] == content_type
+            assert answer.text == body
+            for name, value in headers.items():
+                assert answer.headers[name] == value
+        if status == 400:
+            assert answer.json()["error"] == rejection.removeprefix("400_")  # RFC 6749 §5.2 codes
+        ok = requests.post(
+            url, data={"grant_type": "client_credentials"}, auth=("demo-client", "demo-secret"), timeout=5
+        )
+        assert ok.status_code == 200
+        emu.configure(token_reject_all=True)
+        assert (
+            requests.post(
+                url, data={"grant_type": "client_credentials"}, auth=("demo-client", "demo-secret"), timeout=5
+            ).status_code
+            == status
+        )
+        assert [e["client_auth"] for e in emu.requests_log()] == [
+            "client_secret_post",
+            "multipart",
+            "client_secret_basic",
+            "client_secret_basic",
+        ]
+
+
+def test_emulator_decodes_basic_credentials_per_rfc_6749() -> None:
+    with TaoEmulator(client_id=AWKWARD_ID, client_secret=AWKWARD_SECRET) as emu:
+        url = emu.base_url + TOKEN_PATH
+        grant = {"grant_type": "client_credentials"}
+        encoded = _basic(quote_plus(AWKWARD_ID, safe=""), quote_plus(AWKWARD_SECRET, safe=""))
+        assert requests.post(url, data=grant, headers=encoded, timeout=5).status_code == 200
+        # Not form-encoded first: '+' reads as a space and the ':' in the id splits it wrongly.
+        raw = requests.post(url, data=grant, headers=_basic(AWKWARD_ID, AWKWARD_SECRET), timeout=5)
+        assert (raw.status_code, raw.json()) == (401, {"error": "invalid_client"})
+        assert raw.headers["WWW-Authenticate"].startswith("Basic")
+        both = requests.post(
+            url, data={**grant, "client_secret": AWKWARD_SECRET}, headers=encoded, timeout=5
+        )  # RFC 6749 §2.3: one authentication method per request
+        assert (both.status_code, both.json()["error"]) == (400, "invalid_request")
+
+
+@pytest.mark.parametrize(("form", "expected"), [("int", 1234), ("string", "1234"), ("absent", None)])
+def test_emulator_expires_in_forms(form: str, expected: object) -> None:
+    with TaoEmulator(token_expires_in=1234, token_expires_in_as=form) as emu:
+        answer = requests.post(
+            emu.base_url + TOKEN_PATH,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "demo-client",
+                "client_secret": "demo-secret",
+            },
+            timeout=5,
+        ).json()
+        assert answer.get("expires_in") == expected
+        assert ("expires_in" in answer) is (expected is not None)
+
+
+def test_emulator_rejects_unknown_token_settings() -> None:
+    with TaoEmulator() as emu:
+        for bad in (
+            {"token_auth_methods": ["private_key_jwt"]},
+            {"token_rejection": "418"},
+            {"token_expires_in_as": "float"},
+        ):
+            with pytest.raises(ValueError):
+                emu.configure(**bad)
