@@ -53,7 +53,7 @@ def test_storage_classification(status, family, reason):
     assert error.reason == reason
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 429, 500])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 415, 429, 500])
 def test_token_endpoint_failures_never_dead_letter(status):
     assert isinstance(error_for_status(status, TOKEN_OUTCOMES, "x"), TransientError)
 

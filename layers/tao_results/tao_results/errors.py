@@ -82,6 +82,10 @@ TOKEN_OUTCOMES: Mapping[int, Outcome] = {
     401: Outcome(TRANSIENT, "credentials_rejected"),
     403: Outcome(TRANSIENT, "credentials_rejected"),
     415: Outcome(TRANSIENT, "credentials_rejected"),
+    # A token endpoint that does not exist at TAO_TOKEN_URL, or refuses POST, is a deployment to
+    # fix (a mistyped URL), not a bad message: dead-lettering would empty the queue into the DLQ.
+    404: Outcome(TRANSIENT, "token_endpoint_unusable"),
+    405: Outcome(TRANSIENT, "token_endpoint_unusable"),
     429: Outcome(TRANSIENT, "token_throttled"),
 }
 
