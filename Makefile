@@ -10,7 +10,7 @@ CONSTRAINTS := $(VENV)/layer-constraints.txt
 # The layer is locked for the Lambda target, whatever machine runs `make lock`.
 LOCK_TARGET := --python-version 3.12 --python-platform aarch64-manylinux2014
 
-.PHONY: install test lint template-checks unit integration demo bench soak clean lock lock-check
+.PHONY: install test lint template-checks unit integration demo bench soak e2e clean lock lock-check
 
 install: $(STAMP)
 
@@ -58,6 +58,11 @@ demo: install
 # The long tier: 1,000+ messages under random faults, a 256 MiB crash; prints its figures.
 soak: install
 	$(BIN)/pytest -m soak -s -p no:cacheprovider
+
+# sam build, then the built function and layer on MiniStack (its own SQS event source mapping), run by
+# its Python executor and by awslambdaric; needs a Python 3.12 (pyenv) and the package index.
+e2e: install
+	bash .ci/e2e.sh
 
 # Benchmarks against SeaweedFS and moto; writes docs/benchmarks.md and docs/benchmarks.png.
 BENCH_ARGS ?=
