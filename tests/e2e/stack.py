@@ -35,11 +35,14 @@ from typing import Any
 from tests.support.aws_stack import FAKE_CREDENTIALS, REGION, aws_client, free_port
 
 RUNTIMES = ("executor", "awslambdaric")
+AUDIT_DIR = Path(__file__).resolve().parent / "audit"
 
 # The bootstrap a provided.al2023 package needs to run a Python handler under the real RIC.
 _BOOTSTRAP = """#!/bin/sh
 # The python3.12 runtime's path order: task root, then the layer's /opt/python (here $E2E_OPT).
-export PYTHONPATH="$LAMBDA_TASK_ROOT:$E2E_OPT/python:$E2E_OPT/python/lib/python3.12/site-packages"
+# $E2E_AUDIT_DIR (last) only records connects: see tests/e2e/audit.
+OPT_PATH="$E2E_OPT/python:$E2E_OPT/python/lib/python3.12/site-packages"
+export PYTHONPATH="$LAMBDA_TASK_ROOT:$OPT_PATH:$E2E_AUDIT_DIR"
 exec "$E2E_RIC_PYTHON" -m awslambdaric "$_HANDLER"
 """
 
@@ -66,6 +69,7 @@ class MiniStack:
         self.port = free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "ministack.log"
+        self.audit_log = workdir / "connections.log"
         self._process: subprocess.Popen[bytes] | None = None
 
     def environment(self) -> dict[str, str]:
@@ -89,6 +93,10 @@ class MiniStack:
             "STATE_DIR": str(self.workdir / "state"),
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            # every Python process it starts inherits these: each connect and lookup is recorded
+            "PYTHONPATH": str(AUDIT_DIR),
+            "E2E_AUDIT_DIR": str(AUDIT_DIR),
+            "E2E_AUDIT_LOG": str(self.audit_log),
         }
 
     def start(self) -> MiniStack:

@@ -11,6 +11,7 @@ API) runs the same scenarios; the tables are printed at the end of the run.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import time
 import uuid
@@ -286,3 +287,21 @@ def test_a_stalled_s3_call_comes_back_and_its_neighbours_are_not_repeated(
     bound = world.settings.visibility_timeout + 3 * world.settings.timeout
     failures = _run(world, runtime, "stalled S3 call", cases, max_seconds=bound)
     assert not failures, failures
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def test_nothing_left_loopback_and_the_foreign_host_was_never_contacted(world: E2EWorld) -> None:
+    """Every connect and lookup of MiniStack, its workers and awslambdaric, over the whole run."""
+    lines = world.stack.audit_log.read_text().splitlines()
+    connects = [line.split()[2:4] for line in lines if line.split()[1] == "connect"]
+    lookups = {line.split()[2] for line in lines if line.split()[1] == "lookup"}
+    assert connects, "the audit hook recorded nothing: it is not loaded"
+    assert all(_is_loopback(host) for host, _ in connects), sorted({host for host, _ in connects})
+    assert all(_is_loopback(host) or host == "localhost" for host in lookups), sorted(lookups)
+    assert "127.0.0.2" not in {host for host, _ in connects}, "the foreign signed-URL host was contacted"
