@@ -33,10 +33,15 @@ Endpoints (all on one ``base_url`` such as ``http://127.0.0.1:40123``)
     ``Authorization`` header → 400 XML ``InvalidArgument`` "Only one auth mechanism allowed" (the
     XML echoes the header value in ``ArgumentValue``, as S3 does); bad signature → 403
     ``SignatureDoesNotMatch``; past expiry → 403 ``AccessDenied`` "Request has expired"; missing
-    query auth → 403 ``AccessDenied``. Otherwise 200 with ``Content-Length``, ``Content-Type``,
-    ``Content-Disposition`` (default ``attachment; filename="<filename>"``), ``ETag`` and the body
+    query auth → 403 ``AccessDenied``; an ``X-Amz-Security-Token`` it never issued → 400
+    ``InvalidToken``, one whose session ended → 400 ``ExpiredToken``. Otherwise 200 with
+    ``Content-Length``, ``Content-Type``, ``Content-Disposition`` (default ``attachment;
+    filename="<filename>"``), ``Content-Encoding`` (when the result has one), ``ETag`` and the body
     streamed in 1 MiB memoryview slices. A single ``Range: bytes=a-b`` gets a 206. HEAD → 403 (the
-    URL is signed for GET, as on S3).
+    URL is signed for GET, as on S3). With ``signature_scope="literal"`` the signature covers the
+    request target byte for byte (path, and query without ``X-Amz-Signature``), as signers that
+    check the literal request do: a client that re-quotes ``%7E`` or upper-cases ``%2f`` gets 403
+    ``SignatureDoesNotMatch``.
 ``/_emulator/{method}``
     Admin API (JSON in/out, ``POST`` with the keyword arguments as a JSON object) mirroring the
     in-process methods below; used by :class:`EmulatorAdmin`.
@@ -55,15 +60,19 @@ In-process API (:class:`TaoEmulator`; :class:`EmulatorAdmin` has the same method
 ``TaoEmulator(host="127.0.0.1", port=0, **settings)``, ``start() -> self``, ``stop()``, context
 manager, ``base_url``, ``host``, ``port``;
 ``add_result(reference_id, *, size=None, content=None, filename="result.csv",
-content_type="text/csv", content_disposition=DEFAULT, ready_after_calls=0, seed=None) -> ResultInfo``
-(``content_disposition=None`` omits the header, a string is sent raw); ``result_info(ref)``,
+content_type="text/csv", content_disposition=DEFAULT, ready_after_calls=0, seed=None,
+content_encoding=None, header_charset="latin-1") -> ResultInfo`` (``content_disposition=None`` omits
+the header, a string is sent raw; ``content_encoding`` is sent as ``Content-Encoding`` whatever the
+client's ``Accept-Encoding``, the bytes served as given; ``header_charset="utf-8"`` puts
+``Content-Type``/``Content-Disposition`` on the wire as raw UTF-8 instead of Latin-1); ``result_info(ref)``,
 ``remove_result(ref)``; ``add_fault(Fault)``, ``clear_faults()``, ``faults()`` (remaining);
 ``configure(**settings)``, ``settings()``; ``rotate_secret(new)`` (old secret stops working, issued
 tokens stay valid); ``revoke_tokens()``; ``set_scopes([...])`` (for tokens issued afterwards);
 ``advance_clock(seconds)`` (moves the emulator's clock: token expiry and URL expiry);
 ``reset()`` (results, faults, stats, log, tokens, clock, fault RNG); ``stats()``,
-``requests_log()``, ``issued_tokens()``, ``issued_signatures()`` (every token and every
-X-Amz-Signature ever handed out, so tests can grep logs for leaks).
+``requests_log()`` (per request: stage, method, path, raw ``request_line``, lower-cased
+``header_names``, status, fault...), ``issued_tokens()``, ``issued_signatures()`` (every token and
+every X-Amz-Signature ever handed out, so tests can grep logs for leaks).
 
 Settings: ``client_id`` ("demo-client"), ``client_secret`` ("demo-secret"), ``token_expires_in``
 (3600), ``signed_url_ttl`` (300), ``latency_ms`` (0, slept before every TAO and storage answer,
@@ -73,7 +82,12 @@ not admin calls), ``scopes`` (["rostering"]), ``random_fault_rate`` (0.0), ``ran
 ``token_auth_methods`` (all of :data:`TOKEN_AUTH_METHODS`: the client-authentication forms the
 token endpoint takes, any subset), ``token_rejection`` ("400_invalid_request", how it refuses
 another form), ``token_expires_in_as`` ("int" | "string" | "absent"), ``token_reject_all``
-(False: True refuses every token request with the ``token_rejection`` answer).
+(False: True refuses every token request with the ``token_rejection`` answer),
+``signature_scope`` ("decoded": HMAC over the unquoted path | "literal": over the raw target),
+``signed_url_escapes`` ("upper" | "lower": hex case of the escapes in issued URLs),
+``signed_url_tilde`` ("raw" | "escaped": ``~`` issued as ``%7E``), ``signed_url_extra_query`` (""
+: raw text appended to every issued query, e.g. ``a=b+c&p=%2f``), ``signing_key`` ("" = random;
+hex, shared by two emulators so one can redirect to the other, 127.0.0.1 on another port).
 
 Faults
 ------
@@ -91,11 +105,24 @@ The first matching fault (in insertion order) that passes its probability roll f
 ``expired_url`` download: a valid signature whose expiry has already passed.
 ``signed_url``  download: 200 ``{"signedUrl": url}``, ``{base_url}`` and ``{signed_path}`` (a valid
                 signed path+query for the reference) substituted in ``url``.
-``redirect``    storage: ``status`` (default 302) with ``Location: location`` (same placeholders).
+``redirect``    storage: ``status`` (default 302) with ``Location: location`` (placeholders
+                ``{base_url}``, ``{signed_path}``, ``{signed_query}``, ``{host_port}``), empty body.
+``s3_redirect`` storage: S3's own redirects (User Guide, "Request routing"): ``status`` 301
+                ``PermanentRedirect`` (no Location; XML ``<Endpoint>endpoint</Endpoint>`` and
+                ``x-amz-bucket-region: region``) or 307 ``TemporaryRedirect`` (also
+                ``Location: http://{endpoint}{the same path and query}``); ``endpoint`` defaults
+                to ``{host_port}``.
+``content_length`` storage: the body in full, but one ``Content-Length`` header line per item of
+                ``length_values`` (raw: ``["+5"]``, ``["5", "7"]``, ``["²"]``...), then close.
+``expired_session`` download: the URL carries an ``X-Amz-Security-Token`` whose session has
+                ended: storage answers 400 ``ExpiredToken``.
 ``revoke``      download: revoke the presented token and answer 401 ``Access Denied``.
 
-``expired_url``/``signed_url``/``truncate``/``overlong`` only fire on a request that would
-otherwise succeed; the others fire before authentication. Random faults
+``status`` on storage takes ``code``/``message`` for its S3 XML error body (``ExpiredToken``,
+``SignatureDoesNotMatch``...; default: a code typical of the status).
+
+``expired_url``/``signed_url``/``truncate``/``overlong``/``content_length``/``expired_session``
+only fire on a request that would otherwise succeed; the others fire before authentication. Random faults
 (``configure(random_fault_rate=.., random_fault_seed=.., random_fault_kinds=[..])``): each TAO
 and storage call rolls a seeded RNG and, with that probability, gets one kind of the realistic mix
 in :data:`RANDOM_FAULT_KINDS` applicable to its stage (``slow`` applies everywhere). Explicit faults
