@@ -33,10 +33,15 @@ Endpoints (all on one ``base_url`` such as ``http://127.0.0.1:40123``)
     ``Authorization`` header → 400 XML ``InvalidArgument`` "Only one auth mechanism allowed" (the
     XML echoes the header value in ``ArgumentValue``, as S3 does); bad signature → 403
     ``SignatureDoesNotMatch``; past expiry → 403 ``AccessDenied`` "Request has expired"; missing
-    query auth → 403 ``AccessDenied``. Otherwise 200 with ``Content-Length``, ``Content-Type``,
-    ``Content-Disposition`` (default ``attachment; filename="<filename>"``), ``ETag`` and the body
+    query auth → 403 ``AccessDenied``; an ``X-Amz-Security-Token`` it never issued → 400
+    ``InvalidToken``, one whose session ended → 400 ``ExpiredToken``. Otherwise 200 with
+    ``Content-Length``, ``Content-Type``, ``Content-Disposition`` (default ``attachment;
+    filename="<filename>"``), ``Content-Encoding`` (when the result has one), ``ETag`` and the body
     streamed in 1 MiB memoryview slices. A single ``Range: bytes=a-b`` gets a 206. HEAD → 403 (the
-    URL is signed for GET, as on S3).
+    URL is signed for GET, as on S3). With ``signature_scope="literal"`` the signature covers the
+    request target byte for byte (path, and query without ``X-Amz-Signature``), as signers that
+    check the literal request do: a client that re-quotes ``%7E`` or upper-cases ``%2f`` gets 403
+    ``SignatureDoesNotMatch``.
 ``/_emulator/{method}``
     Admin API (JSON in/out, ``POST`` with the keyword arguments as a JSON object) mirroring the
     in-process methods below; used by :class:`EmulatorAdmin`.
@@ -55,15 +60,19 @@ In-process API (:class:`TaoEmulator`; :class:`EmulatorAdmin` has the same method
 ``TaoEmulator(host="127.0.0.1", port=0, **settings)``, ``start() -> self``, ``stop()``, context
 manager, ``base_url``, ``host``, ``port``;
 ``add_result(reference_id, *, size=None, content=None, filename="result.csv",
-content_type="text/csv", content_disposition=DEFAULT, ready_after_calls=0, seed=None) -> ResultInfo``
-(``content_disposition=None`` omits the header, a string is sent raw); ``result_info(ref)``,
+content_type="text/csv", content_disposition=DEFAULT, ready_after_calls=0, seed=None,
+content_encoding=None, header_charset="latin-1") -> ResultInfo`` (``content_disposition=None`` omits
+the header, a string is sent raw; ``content_encoding`` is sent as ``Content-Encoding`` whatever the
+client's ``Accept-Encoding``, the bytes served as given; ``header_charset="utf-8"`` puts
+``Content-Type``/``Content-Disposition`` on the wire as raw UTF-8 instead of Latin-1); ``result_info(ref)``,
 ``remove_result(ref)``; ``add_fault(Fault)``, ``clear_faults()``, ``faults()`` (remaining);
 ``configure(**settings)``, ``settings()``; ``rotate_secret(new)`` (old secret stops working, issued
 tokens stay valid); ``revoke_tokens()``; ``set_scopes([...])`` (for tokens issued afterwards);
 ``advance_clock(seconds)`` (moves the emulator's clock: token expiry and URL expiry);
 ``reset()`` (results, faults, stats, log, tokens, clock, fault RNG); ``stats()``,
-``requests_log()``, ``issued_tokens()``, ``issued_signatures()`` (every token and every
-X-Amz-Signature ever handed out, so tests can grep logs for leaks).
+``requests_log()`` (per request: stage, method, path, raw ``request_line``, lower-cased
+``header_names``, status, fault...), ``issued_tokens()``, ``issued_signatures()`` (every token and
+every X-Amz-Signature ever handed out, so tests can grep logs for leaks).
 
 Settings: ``client_id`` ("demo-client"), ``client_secret`` ("demo-secret"), ``token_expires_in``
 (3600), ``signed_url_ttl`` (300), ``latency_ms`` (0, slept before every TAO and storage answer,
@@ -73,7 +82,12 @@ not admin calls), ``scopes`` (["rostering"]), ``random_fault_rate`` (0.0), ``ran
 ``token_auth_methods`` (all of :data:`TOKEN_AUTH_METHODS`: the client-authentication forms the
 token endpoint takes, any subset), ``token_rejection`` ("400_invalid_request", how it refuses
 another form), ``token_expires_in_as`` ("int" | "string" | "absent"), ``token_reject_all``
-(False: True refuses every token request with the ``token_rejection`` answer).
+(False: True refuses every token request with the ``token_rejection`` answer),
+``signature_scope`` ("decoded": HMAC over the unquoted path | "literal": over the raw target),
+``signed_url_escapes`` ("upper" | "lower": hex case of the escapes in issued URLs),
+``signed_url_tilde`` ("raw" | "escaped": ``~`` issued as ``%7E``), ``signed_url_extra_query`` (""
+: raw text appended to every issued query, e.g. ``a=b+c&p=%2f``), ``signing_key`` ("" = random;
+hex, shared by two emulators so one can redirect to the other, 127.0.0.1 on another port).
 
 Faults
 ------
@@ -91,11 +105,24 @@ The first matching fault (in insertion order) that passes its probability roll f
 ``expired_url`` download: a valid signature whose expiry has already passed.
 ``signed_url``  download: 200 ``{"signedUrl": url}``, ``{base_url}`` and ``{signed_path}`` (a valid
                 signed path+query for the reference) substituted in ``url``.
-``redirect``    storage: ``status`` (default 302) with ``Location: location`` (same placeholders).
+``redirect``    storage: ``status`` (default 302) with ``Location: location`` (placeholders
+                ``{base_url}``, ``{signed_path}``, ``{signed_query}``, ``{host_port}``), empty body.
+``s3_redirect`` storage: S3's own redirects (User Guide, "Request routing"): ``status`` 301
+                ``PermanentRedirect`` (no Location; XML ``<Endpoint>endpoint</Endpoint>`` and
+                ``x-amz-bucket-region: region``) or 307 ``TemporaryRedirect`` (also
+                ``Location: http://{endpoint}{the same path and query}``); ``endpoint`` defaults
+                to ``{host_port}``.
+``content_length`` storage: the body in full, but one ``Content-Length`` header line per item of
+                ``length_values`` (raw: ``["+5"]``, ``["5", "7"]``, ``["²"]``...), then close.
+``expired_session`` download: the URL carries an ``X-Amz-Security-Token`` whose session has
+                ended: storage answers 400 ``ExpiredToken``.
 ``revoke``      download: revoke the presented token and answer 401 ``Access Denied``.
 
-``expired_url``/``signed_url``/``truncate``/``overlong`` only fire on a request that would
-otherwise succeed; the others fire before authentication. Random faults
+``status`` on storage takes ``code``/``message`` for its S3 XML error body (``ExpiredToken``,
+``SignatureDoesNotMatch``...; default: a code typical of the status).
+
+``expired_url``/``signed_url``/``truncate``/``overlong``/``content_length``/``expired_session``
+only fire on a request that would otherwise succeed; the others fire before authentication. Random faults
 (``configure(random_fault_rate=.., random_fault_seed=.., random_fault_kinds=[..])``): each TAO
 and storage call rolls a seeded RNG and, with that probability, gets one kind of the realistic mix
 in :data:`RANDOM_FAULT_KINDS` applicable to its stage (``slow`` applies everywhere). Explicit faults
@@ -174,17 +201,47 @@ _REGION = "eu-west-1"
 
 Stage = Literal["token", "download", "storage"]
 FaultKind = Literal[
-    "status", "reset", "delay", "truncate", "overlong", "expired_url", "signed_url", "redirect", "revoke"
+    "status",
+    "reset",
+    "delay",
+    "truncate",
+    "overlong",
+    "expired_url",
+    "signed_url",
+    "redirect",
+    "revoke",
+    "s3_redirect",
+    "content_length",
+    "expired_session",
 ]
 FAULT_KINDS: frozenset[str] = frozenset(
-    ["status", "reset", "delay", "truncate", "overlong", "expired_url", "signed_url", "redirect", "revoke"]
+    [
+        "status",
+        "reset",
+        "delay",
+        "truncate",
+        "overlong",
+        "expired_url",
+        "signed_url",
+        "redirect",
+        "revoke",
+        "s3_redirect",
+        "content_length",
+        "expired_session",
+    ]
 )
 # Kinds that only replace an answer that would otherwise be a success; the rest fire up front.
-_SUCCESS_PHASE_KINDS = frozenset(["truncate", "overlong", "expired_url", "signed_url"])
+_SUCCESS_PHASE_KINDS = frozenset(
+    ["truncate", "overlong", "expired_url", "signed_url", "content_length", "expired_session"]
+)
 _STAGE_KINDS: dict[str, frozenset[str]] = {
     "token": frozenset(["status", "reset", "delay"]),
-    "download": frozenset(["status", "reset", "delay", "expired_url", "signed_url", "revoke"]),
-    "storage": frozenset(["status", "reset", "delay", "truncate", "overlong", "redirect"]),
+    "download": frozenset(
+        ["status", "reset", "delay", "expired_url", "signed_url", "revoke", "expired_session"]
+    ),
+    "storage": frozenset(
+        ["status", "reset", "delay", "truncate", "overlong", "redirect", "s3_redirect", "content_length"]
+    ),
 }
 
 #: The realistic mix random faults draw from: name → (stage or None for any stage).
@@ -286,6 +343,11 @@ class Fault:
     extra: int = 1
     url: str = ""
     location: str = ""
+    code: str | None = None
+    message: str | None = None
+    endpoint: str = "{host_port}"
+    region: str = "eu-west-1"
+    length_values: list[str] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.stage not in _STAGE_KINDS:
@@ -326,6 +388,8 @@ class ResultInfo:
     content_disposition: str | None
     ready_after_calls: int
     seed: int | None
+    content_encoding: str | None = None
+    header_charset: str = "latin-1"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -353,6 +417,11 @@ class _Settings:
     token_rejection: str = "400_invalid_request"
     token_expires_in_as: str = "int"
     token_reject_all: bool = False
+    signature_scope: str = "decoded"
+    signed_url_escapes: str = "upper"
+    signed_url_tilde: str = "raw"
+    signed_url_extra_query: str = ""
+    signing_key: str = ""
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name for f in dataclasses.fields(self)}
@@ -371,8 +440,20 @@ class _Settings:
             raise ValueError(f"unknown token_rejection; known: {sorted(TOKEN_REJECTIONS)}")
         if values.get("token_expires_in_as", "int") not in _EXPIRES_IN_FORMS:
             raise ValueError(f"token_expires_in_as must be one of {list(_EXPIRES_IN_FORMS)}")
+        for name, allowed in _SETTING_CHOICES.items():
+            if name in values and values[name] not in allowed:
+                raise ValueError(f"{name} must be one of {sorted(allowed)}")
+        if "signing_key" in values:
+            bytes.fromhex(str(values["signing_key"]))  # ValueError unless hex
         for name, value in values.items():
             setattr(self, name, list(value) if isinstance(value, list | tuple) else value)
+
+
+_SETTING_CHOICES: dict[str, frozenset[str]] = {
+    "signature_scope": frozenset(["decoded", "literal"]),
+    "signed_url_escapes": frozenset(["upper", "lower"]),
+    "signed_url_tilde": frozenset(["raw", "escaped"]),
+}
 
 
 @dataclasses.dataclass
@@ -510,6 +591,7 @@ class TaoEmulator:
             self._tokens: dict[str, _Token] = {}
             self._issued_tokens: list[str] = []
             self._issued_signatures: list[str] = []
+            self._session_tokens: dict[str, float] = {}
             self._log: list[dict[str, Any]] = []
             self._clock_offset = 0.0
             self._rng = random.Random(self._settings.random_fault_seed)
@@ -586,10 +668,14 @@ class TaoEmulator:
         content_disposition: str | _Default | None = DEFAULT,
         ready_after_calls: int = 0,
         seed: int | None = None,
+        content_encoding: str | None = None,
+        header_charset: str = "latin-1",
     ) -> ResultInfo:
         """Register (or replace) a result; computes its sha256 once, streaming."""
         if content is not None and size is not None and size != len(content):
             raise ValueError("size and len(content) differ")
+        if header_charset not in ("latin-1", "utf-8"):
+            raise ValueError("header_charset must be 'latin-1' or 'utf-8'")
         effective_seed = self._settings.content_seed if seed is None else seed
         body = _Body(reference_id, size, content, effective_seed)
         sha256 = body.sha256()  # outside the lock: may take seconds for GiB results
@@ -606,6 +692,8 @@ class TaoEmulator:
             content_disposition=disposition,
             ready_after_calls=ready_after_calls,
             seed=None if content is not None else effective_seed,
+            content_encoding=content_encoding,
+            header_charset=header_charset,
         )
         with self._lock:
             self._results[reference_id] = _Result(info=info, body=body)
@@ -767,31 +855,64 @@ class TaoEmulator:
             if record is not None:
                 record.revoked = True
 
+    def _key(self) -> bytes:
+        shared = self._settings.signing_key
+        return bytes.fromhex(shared) if shared else self._signing_key
+
     def _signature(self, path: str, amz_date: str, expires: str) -> str:
         message = f"GET\n{unquote(path)}\n{amz_date}\n{expires}".encode()
-        return hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()
+        return hmac.new(self._key(), message, hashlib.sha256).hexdigest()
 
-    def _signed_path(self, info: ResultInfo, *, expired: bool = False) -> str:
-        """A presigned path+query for ``info``, recorded in ``issued_signatures``."""
+    def _literal_signature(self, path: str, query_without_signature: str) -> str:
+        """``signature_scope="literal"``: the HMAC covers the request target byte for byte."""
+        message = f"GET\n{path}?{query_without_signature}".encode()
+        return hmac.new(self._key(), message, hashlib.sha256).hexdigest()
+
+    def _styled(self, text: str) -> str:
+        """Apply ``signed_url_tilde``/``signed_url_escapes`` to an issued path or query."""
+        if self._settings.signed_url_tilde == "escaped":
+            text = text.replace("~", "%7E")
+        if self._settings.signed_url_escapes == "lower":
+            text = re.sub(r"%[0-9A-F]{2}", lambda match: match.group(0).lower(), text)
+        return text
+
+    def _session_token(self, expired: bool) -> str:
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._session_tokens[token] = self._now() - 1 if expired else float("inf")
+        return token
+
+    def _signed_path(self, info: ResultInfo, *, expired: bool = False, expired_session: bool = False) -> str:
+        """A presigned path+query for ``info``, recorded in ``issued_signatures``.
+
+        ``expired_session`` adds an ``X-Amz-Security-Token`` whose session has already ended (S3
+        then answers 400 ``ExpiredToken``). The path and query are styled by the ``signed_url_*``
+        settings; ``X-Amz-Signature`` always comes last.
+        """
         ttl = self._settings.signed_url_ttl
         issued_at = self._now() - (ttl + 60 if expired else 0)
         amz_date = datetime.fromtimestamp(issued_at, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
         path = f"{STORAGE_PREFIX}{quote(info.reference_id, safe='')}/{quote(info.filename, safe='')}"
-        signature = self._signature(path, amz_date, str(ttl))
+        parameters = {
+            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+            "X-Amz-Credential": f"{_FAKE_ACCESS_KEY}/{amz_date[:8]}/{_REGION}/s3/aws4_request",
+            "X-Amz-Date": amz_date,
+            "X-Amz-Expires": str(ttl),
+            "X-Amz-SignedHeaders": "host",
+        }
+        if expired_session:
+            parameters["X-Amz-Security-Token"] = self._session_token(expired=True)
+        query = urlencode(parameters, quote_via=quote)
+        if self._settings.signed_url_extra_query:
+            query += "&" + self._settings.signed_url_extra_query
+        path, query = self._styled(path), self._styled(query)
+        if self._settings.signature_scope == "literal":
+            signature = self._literal_signature(path, query)
+        else:
+            signature = self._signature(path, amz_date, str(ttl))
         with self._lock:
             self._issued_signatures.append(signature)
-        query = urlencode(
-            {
-                "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
-                "X-Amz-Credential": f"{_FAKE_ACCESS_KEY}/{amz_date[:8]}/{_REGION}/s3/aws4_request",
-                "X-Amz-Date": amz_date,
-                "X-Amz-Expires": str(ttl),
-                "X-Amz-SignedHeaders": "host",
-                "X-Amz-Signature": signature,
-            },
-            quote_via=quote,
-        )
-        return f"{path}?{query}"
+        return f"{path}?{query}&X-Amz-Signature={signature}"
 
     def _lookup(self, reference_id: str) -> _Result | None:
         with self._lock:
@@ -894,6 +1015,11 @@ def _s3_error(code: str, message: str, **extra: str) -> str:
     )
 
 
+def _on_the_wire(value: str, charset: str) -> str:
+    """``value`` as ``send_header`` must get it to put ``charset`` bytes on the wire (it writes Latin-1)."""
+    return value.encode("utf-8").decode("latin-1") if charset == "utf-8" else value
+
+
 def _xml_escape(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
@@ -902,6 +1028,7 @@ def _xml_escape(value: str) -> str:
 # HTTP handler
 # --------------------------------------------------------------------------------------------------
 
+_SIGNATURE_VALUE = re.compile(r"((?:X-Amz-Signature|X-Amz-Security-Token)=)[^&\s]*")
 _DOWNLOAD_RE = re.compile(r"^/api/v1/(?:upload/api/v1/)?download(?:/(?P<ref>[^/]*))?/?$")
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -1000,6 +1127,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "stage": self.stage,
                 "method": self.command,
                 "path": self.path.split("?", 1)[0],
+                # The request line as received, byte for byte but for the signature's value.
+                "request_line": _SIGNATURE_VALUE.sub(r"\1<redacted>", self.requestline),
+                "header_names": sorted({name.lower() for name in self.headers}),
                 "reference_id": self.reference_id,
                 "status": status,
                 "authorization_present": self.authorization_present,
@@ -1009,13 +1139,21 @@ class _Handler(BaseHTTPRequestHandler):
             }
         )
 
-    def _start(self, status: int, headers: dict[str, str], content_length: int | None) -> None:
+    def _start(
+        self,
+        status: int,
+        headers: dict[str, str],
+        content_length: int | None,
+        raw_lengths: list[str] | None = None,
+    ) -> None:
         self._log_entry(status)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
         if content_length is not None:
             self.send_header("Content-Length", str(content_length))
+        for raw in raw_lengths or []:  # the content_length fault: one header line per value
+            self.send_header("Content-Length", raw)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -1124,6 +1262,9 @@ class _Handler(BaseHTTPRequestHandler):
             status = fault.status if fault.status is not None and 300 <= fault.status < 400 else 302
             self._send(status, b"", None, {"Location": location, **fault.headers})
             return True
+        if fault.kind == "s3_redirect":
+            self._s3_redirect(fault)
+            return True
         # status
         status = fault.status if fault.status is not None else 500
         body = fault.body
@@ -1131,7 +1272,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.stage == "storage":
             if body is None:
                 code, message = _S3_STATUS_ERRORS.get(status, _S3_STATUS_ERRORS[500])
-                body = _s3_error(code, message)
+                body = _s3_error(fault.code or code, message if fault.message is None else fault.message)
             content_type = content_type or "application/xml"
         else:
             if body is None:
@@ -1150,16 +1291,40 @@ class _Handler(BaseHTTPRequestHandler):
         return fault
 
     def _fill_placeholders(self, template: str) -> str:
-        text = template.replace("{base_url}", self.emulator.base_url)
-        if "{signed_path}" in text:
+        host_port = self.emulator.base_url.split("://", 1)[1]
+        text = template.replace("{base_url}", self.emulator.base_url).replace("{host_port}", host_port)
+        if "{signed_path}" in text or "{signed_query}" in text:
             result = self.emulator._lookup(self.reference_id or "")
             info = (
                 result.info
                 if result is not None
                 else ResultInfo(self.reference_id or "", 0, "", "", "result.csv", "text/csv", None, 0, None)
             )
-            text = text.replace("{signed_path}", self.emulator._signed_path(info))
+            signed = self.emulator._signed_path(info)
+            text = text.replace("{signed_path}", signed).replace("{signed_query}", signed.split("?", 1)[1])
         return text
+
+    def _s3_redirect(self, fault: Fault) -> None:
+        """S3's redirects (User Guide, "Request routing"): 301 PermanentRedirect names the endpoint
+        only in its XML body and ``x-amz-bucket-region`` (no Location); 307 TemporaryRedirect also
+        sends a Location to the same request on that endpoint."""
+        endpoint = self._fill_placeholders(fault.endpoint)
+        status = fault.status if fault.status in (301, 307) else 301
+        headers = {"x-amz-request-id": secrets.token_hex(8).upper(), "x-amz-bucket-region": fault.region}
+        if status == 307:
+            code, message = (
+                "TemporaryRedirect",
+                "Please re-send this request to the specified temporary endpoint.",
+            )
+            headers["Location"] = f"http://{endpoint}{self.path}"
+        else:
+            code, message = (
+                "PermanentRedirect",
+                "The bucket you are attempting to access must be addressed using the specified endpoint. "
+                "Please send all future requests to this endpoint.",
+            )
+        body = _s3_error(code, message, Bucket="tao-results", Endpoint=endpoint)
+        self._send(status, body, "application/xml", {**headers, **fault.headers})
 
     # ---- admin ---------------------------------------------------------------------------------
 
@@ -1274,7 +1439,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"signedUrl": self._fill_placeholders(fault.url)})
             return
         expired = fault is not None and fault.kind == "expired_url"
-        url = emulator.base_url + emulator._signed_path(result.info, expired=expired)
+        expired_session = fault is not None and fault.kind == "expired_session"
+        url = emulator.base_url + emulator._signed_path(
+            result.info, expired=expired, expired_session=expired_session
+        )
         self._send_json(200, {"signedUrl": url})
 
     # ---- storage -------------------------------------------------------------------------------
@@ -1298,7 +1466,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         emulator = self.emulator
         amz_date, expires = params["X-Amz-Date"], params["X-Amz-Expires"]
-        expected = emulator._signature(path, amz_date, expires)
+        if emulator._settings.signature_scope == "literal":
+            raw_query = self.path.split("?", 1)[1]
+            unsigned = "&".join(p for p in raw_query.split("&") if not p.startswith("X-Amz-Signature="))
+            expected = emulator._literal_signature(path, unsigned)
+        else:
+            expected = emulator._signature(path, amz_date, expires)
         if (
             self.command != "GET"
             or params["X-Amz-Algorithm"] != "AWS4-HMAC-SHA256"
@@ -1328,6 +1501,17 @@ class _Handler(BaseHTTPRequestHandler):
                 Expires=datetime.fromtimestamp(issued + lifetime, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             )
             return
+        if "X-Amz-Security-Token" in params:
+            with emulator._lock:
+                session_expiry = emulator._session_tokens.get(params["X-Amz-Security-Token"])
+            if session_expiry is None:
+                self._send_s3_error(
+                    400, "InvalidToken", "The provided token is malformed or otherwise invalid."
+                )
+                return
+            if emulator._now() > session_expiry:
+                self._send_s3_error(400, "ExpiredToken", "The provided token has expired.")
+                return
         result = emulator._lookup(self.reference_id or "")
         if result is None or len(parts) != 2 or unquote(parts[1]) != result.info.filename:
             self._send_s3_error(404, "NoSuchKey", "The specified key does not exist.", Key=path)
@@ -1338,14 +1522,16 @@ class _Handler(BaseHTTPRequestHandler):
         info, body = result.info, result.body
         start, end, status = 0, info.size, 200
         headers = {
-            "Content-Type": info.content_type,
+            "Content-Type": _on_the_wire(info.content_type, info.header_charset),
             "ETag": info.etag,
             "Accept-Ranges": "bytes",
             "Last-Modified": self.date_time_string(int(time.time()) - 60),
             "x-amz-request-id": secrets.token_hex(8).upper(),
         }
         if info.content_disposition is not None:
-            headers["Content-Disposition"] = info.content_disposition
+            headers["Content-Disposition"] = _on_the_wire(info.content_disposition, info.header_charset)
+        if info.content_encoding is not None:
+            headers["Content-Encoding"] = info.content_encoding
         range_header = self.headers.get("Range")
         if range_header:
             parsed = _parse_range(range_header, info.size)
@@ -1370,6 +1556,13 @@ class _Handler(BaseHTTPRequestHandler):
                     self.wfile.write(b"\r\n")
                     sent += len(chunk)
                 self.wfile.write(b"0\r\n\r\n")
+                return
+            if fault is not None and fault.kind == "content_length":
+                self.close_connection = True
+                self._start(status, headers, None, fault.length_values)
+                for chunk in body.chunks(start, end):
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
                 return
             limit = total
             if fault is not None and fault.kind == "truncate":
@@ -1488,6 +1681,8 @@ class EmulatorAdmin:
         content_disposition: str | _Default | None = DEFAULT,
         ready_after_calls: int = 0,
         seed: int | None = None,
+        content_encoding: str | None = None,
+        header_charset: str = "latin-1",
     ) -> ResultInfo:
         arguments: dict[str, Any] = {
             "reference_id": reference_id,
@@ -1497,6 +1692,8 @@ class EmulatorAdmin:
             "content_type": content_type,
             "ready_after_calls": ready_after_calls,
             "seed": seed,
+            "content_encoding": content_encoding,
+            "header_charset": header_charset,
         }
         if content_disposition is not DEFAULT:
             arguments["content_disposition"] = content_disposition

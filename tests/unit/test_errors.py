@@ -5,12 +5,14 @@ import pytest
 
 from tao_results.errors import (
     DOWNLOAD_API_OUTCOMES,
+    STORAGE_ERROR_CODES,
     STORAGE_OUTCOMES,
     TOKEN_OUTCOMES,
     PermanentError,
     TransientError,
     error_for_aws,
     error_for_status,
+    error_for_storage,
     parse_retry_after,
 )
 
@@ -101,3 +103,45 @@ def test_retry_after_http_date():
     seconds = parse_retry_after(format_datetime(when, usegmt=True))
     assert seconds is not None
     assert 25 <= seconds <= 31
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "family", "reason"),
+    [
+        (400, "ExpiredToken", "The provided token has expired.", TransientError, "signed_url_expired"),
+        (
+            400,
+            "TokenRefreshRequired",
+            "The provided token must be refreshed.",
+            TransientError,
+            "signed_url_expired",
+        ),
+        (403, "AccessDenied", "Request has expired", TransientError, "signed_url_expired"),
+        (403, "AccessDenied", "Access Denied", TransientError, "storage_access_denied"),
+        (400, "InvalidToken", "malformed", TransientError, "signed_url_invalid"),
+        (403, "SignatureDoesNotMatch", "", TransientError, "signed_url_invalid"),
+        (403, "InvalidAccessKeyId", "", TransientError, "signed_url_invalid"),
+        (403, "RequestTimeTooSkewed", "", TransientError, "signed_url_invalid"),
+        (400, "AuthorizationQueryParametersError", "", PermanentError, "storage_bad_request"),
+        (403, "InvalidObjectState", "", PermanentError, "storage_object_archived"),
+        (400, "RequestTimeout", "", TransientError, "timeout"),
+        (503, "SlowDown", "", TransientError, "storage_throttled"),
+        (404, "NoSuchKey", "", TransientError, "storage_not_found"),
+        # Unknown codes and no code fall back to the status table.
+        (400, "InvalidRequest", "", PermanentError, "storage_bad_request"),
+        (400, None, None, PermanentError, "storage_bad_request"),
+        (403, None, None, TransientError, "signed_url_expired"),
+        (500, "Whatever", "", TransientError, "server_error"),
+    ],
+)
+def test_storage_answers_are_classified_by_their_s3_error_code(status, code, message, family, reason):
+    error = error_for_storage(status, code, message, "detail", retry_after=3)
+    assert type(error) is family
+    assert (error.reason, error.http_status) == (reason, status)
+
+
+def test_every_storage_error_code_row_names_a_code_and_a_reason():
+    for key, outcome in STORAGE_ERROR_CODES.items():
+        code = key.split(": ", 1)[0]
+        assert code.isascii() and code.isalnum(), key
+        assert outcome.reason

@@ -57,7 +57,7 @@ def answer_detail(body: bytes | None) -> str:
     text = body.decode("utf-8", errors="replace")
     try:
         payload = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # JSON nested thousands deep exhausts the C parser's stack guard
         payload = None
     if isinstance(payload, dict):
         for key in ("message", "error_description", "error", "Message"):

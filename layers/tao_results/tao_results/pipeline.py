@@ -18,7 +18,7 @@ from tao_results.dead_letters import DeadLetterQueue
 from tao_results.deadline import Deadline
 from tao_results.errors import PermanentError, TransientError
 from tao_results.message import reference_id_from_body
-from tao_results.naming import object_key, result_filename
+from tao_results.naming import object_key
 from tao_results.observability import Telemetry, log_fields
 from tao_results.redelivery import RetryScheduler
 from tao_results.storage import SignedUrlFetcher
@@ -123,12 +123,21 @@ class RecordProcessor:
     def _copy_once(self, reference_id: str, deadline: Deadline) -> CopyResult:
         signed_url = self.download_api.signed_url(reference_id)
         with self.fetcher.open(signed_url) as body:
-            filename = result_filename(body.content_disposition, body.url)
-            key = object_key(self.settings.results_prefix, reference_id, filename)
-            self.telemetry.logger.debug("Copying", extra=log_fields(source=redact_url(body.url), key=key))
+            key = object_key(self.settings.results_prefix, reference_id, body.filename)
+            self.telemetry.logger.debug(
+                "Copying",
+                extra=log_fields(
+                    source=redact_url(body.url),
+                    key=key,
+                    content_type=body.content_type,
+                    content_encoding=body.content_encoding,
+                ),
+            )
             metadata = {"reference-id": reference_id, "source": "tao-advance"}
             if body.expected_length is not None:
                 metadata["source-content-length"] = str(body.expected_length)
+            if body.content_encoding is not None:
+                metadata["source-content-encoding"] = body.content_encoding
             return self.writer.copy(body, key, metadata, deadline)
 
     def _within_not_found_grace(self, record: Mapping[str, Any]) -> bool:

@@ -1,7 +1,17 @@
-"""Fetching the file behind a signed URL: no Bearer token, allow-list first, no cross-host redirects."""
+"""Fetching the file behind a signed URL: exactly as issued, allow-list first, no Bearer token.
+
+The URL's path and query go on the wire byte for byte (see :mod:`tao_results.literal_http`).
+Redirects (301, 302, 303, 307, 308) are followed to any host the allow-list accepts, at most
+:data:`MAX_REDIRECTS` hops, each hop checked before any connection; every hop is a fresh GET that
+carries nothing of the previous request or answer. S3's ``301 PermanentRedirect`` has no
+``Location``: its XML ``<Endpoint>`` names the host to use (S3 User Guide, "Request routing";
+the ``x-amz-bucket-region`` header only names the region, which a presigned URL cannot change).
+Error answers are classified by their S3 error code first (``errors.STORAGE_ERROR_CODES``).
+"""
 
 from __future__ import annotations
 
+import http.client
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,37 +22,73 @@ import requests
 
 from tao_results.deadline import Deadline
 from tao_results.errors import (
-    STORAGE_OUTCOMES,
+    INVALID_STORAGE_RESPONSE,
+    TOO_MANY_REDIRECTS,
+    UNUSABLE_REDIRECT,
     PermanentError,
+    ProcessingError,
     TransientError,
-    error_for_status,
+    error_for_storage,
     parse_retry_after,
 )
-from tao_results.http import answer_detail, read_bounded, send
+from tao_results.headers import content_encoding, content_length, header_text, media_type
+from tao_results.http import answer_detail, read_bounded
+from tao_results.literal_http import LiteralTargetAdapter, request_target
+from tao_results.naming import object_content_disposition, result_filename
 from tao_results.url_policy import SignedUrlPolicy, redact_url
 
-MAX_REDIRECTS = 3
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_CONTENT_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+(\s*;\s*[\w.+-]+=(\"[^\"\\\r\n]*\"|[\w.+-]+))*$")
-_S3_ERROR = re.compile(rb"<Code>([^<]{1,64})</Code>(?:.*?<Message>([^<]{0,200})</Message>)?", re.DOTALL)
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# The only headers a storage request carries. No Authorization: S3 rejects a presigned GET that has
+# one, and the token must never travel to storage. Identity keeps the bytes exactly as stored.
+STORAGE_REQUEST_HEADERS = {"Accept-Encoding": "identity"}
+DEFAULT_POOL_SIZE = 10
+
+_S3_ERROR_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
+_S3_ERROR_MESSAGE = re.compile(rb"<Message>([^<]{0,200})</Message>")
+_S3_ENDPOINT = re.compile(rb"<Endpoint>([^<]{1,300})</Endpoint>")
+# host[:port] as S3 writes it in <Endpoint>: a DNS name or an IPv4 address, optional port.
+_ENDPOINT_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?")
+_ABSOLUTE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class ResultBody:
-    """The body of a signed-URL answer, read raw (byte-exact) in caller-sized pieces."""
+    """The body of a signed-URL answer, read raw (byte-exact) in caller-sized pieces.
+
+    ``content_type``/``content_encoding`` are the answer's, checked (see :mod:`tao_results.headers`);
+    ``content_disposition`` is the header as its sender wrote it (raw UTF-8 read as UTF-8) and
+    ``filename`` the object's sanitised filename (see :func:`tao_results.naming.result_filename`).
+    Raises ``PermanentError(invalid_storage_response)`` for a malformed ``Content-Length``.
+    """
 
     def __init__(self, response: requests.Response, url: str) -> None:
         self._response = response
         self.url = url
-        self.expected_length = _content_length(response.headers.get("Content-Length"))
-        self.content_type = _content_type(response.headers.get("Content-Type"))
-        self.content_disposition = response.headers.get("Content-Disposition")
+        self.expected_length = content_length(response.headers.get("Content-Length"))
+        self.content_type = media_type(response.headers.get("Content-Type"))
+        self.content_encoding = content_encoding(response.headers.get("Content-Encoding"))
+        self.content_disposition = header_text(response.headers.get("Content-Disposition"))
+        self.filename = result_filename(self.content_disposition, url)
         self.bytes_read = 0
+
+    @property
+    def object_fields(self) -> dict[str, str]:
+        """The S3 object's ``ContentType``, ``ContentEncoding`` (when there is one) and
+        ``ContentDisposition`` (``attachment`` with the filename), as PutObject takes them."""
+        fields = {
+            "ContentType": self.content_type,
+            "ContentDisposition": object_content_disposition(self.filename),
+        }
+        if self.content_encoding is not None:
+            fields["ContentEncoding"] = self.content_encoding
+        return fields
 
     def read_into(self, buffer: bytearray | memoryview, deadline: Deadline) -> int:
         """Fill ``buffer``; fewer bytes than its size means the body has ended.
 
         ``read1`` returns what has arrived instead of waiting for the whole chunk, so a storage
         that trickles bytes (never idle long enough for the read timeout) still meets the deadline.
+        The bytes are never decoded: a ``gzip`` answer is stored as the gzip it is.
         """
         view = memoryview(buffer)
         filled = 0
@@ -69,78 +115,120 @@ class ResultBody:
 
 @dataclass(frozen=True)
 class SignedUrlFetcher:
+    """GETs signed URLs over ``session``, which it equips with a :class:`LiteralTargetAdapter`."""
+
     session: requests.Session
     policy: SignedUrlPolicy
     timeout: tuple[float, float]
 
+    def __post_init__(self) -> None:
+        # Keep the pool size the session was built with (requests records it on its adapter).
+        pool_size = getattr(self.session.get_adapter("https://"), "_pool_maxsize", DEFAULT_POOL_SIZE)
+        adapter = LiteralTargetAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
     @contextmanager
     def open(self, signed_url: str) -> Iterator[ResultBody]:
-        response, url = self._get_following_same_host_redirects(signed_url)
+        response, url = self._get_following_redirects(signed_url)
         try:
             yield ResultBody(response, url)
         finally:
             response.close()
 
-    def _get_following_same_host_redirects(self, url: str) -> tuple[requests.Response, str]:
-        origin = _origin(self.policy.check(url))
-        for _ in range(MAX_REDIRECTS + 1):
-            # No Authorization header: S3 rejects a presigned GET that carries one, and the token
-            # must never travel to storage. Identity encoding keeps the bytes exactly as stored.
-            response = send(
-                self.session,
-                "GET",
-                url,
-                headers={"Accept-Encoding": "identity"},
-                timeout=self.timeout,
-                stream=True,
-            )
-            if response.is_redirect:
-                location = response.headers.get("Location", "")
-                response.close()
-                url = self.policy.check(urljoin(url, location))
-                if _origin(url) != origin:
+    def _get_following_redirects(self, signed_url: str) -> tuple[requests.Response, str]:
+        url = self.policy.check(signed_url)
+        for hop in range(MAX_REDIRECTS + 1):
+            response = self._get(url)
+            status = response.status_code
+            if status in REDIRECT_STATUSES:
+                if hop == MAX_REDIRECTS:
+                    response.close()
                     raise PermanentError(
-                        "signed_url_rejected",
-                        f"storage redirected to another origin: {redact_url(url)}",
-                        response.status_code,
+                        TOO_MANY_REDIRECTS.reason,
+                        f"storage redirected more than {MAX_REDIRECTS} times (last: {redact_url(url)})",
+                        status,
                     )
+                url = self.policy.check(_redirect_target(response, url))
                 continue
-            if response.status_code != 200:
-                status = response.status_code
-                body = read_bounded(response)
-                raise error_for_status(
-                    status,
-                    STORAGE_OUTCOMES,
-                    f"storage answered {status}: {_storage_detail(body)}",
-                    parse_retry_after(response.headers.get("Retry-After")),
-                )
+            if status != 200:
+                raise _failure(response)
             return response, url
-        raise PermanentError("signed_url_rejected", f"more than {MAX_REDIRECTS} redirects")
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def _get(self, url: str) -> requests.Response:
+        """One fresh GET of ``url`` with the path and query exactly as written in it."""
+        try:
+            prepared = requests.Request("GET", url, headers=dict(STORAGE_REQUEST_HEADERS)).prepare()
+        except (requests.RequestException, ValueError) as error:
+            raise PermanentError(
+                "signed_url_rejected", f"the signed URL cannot be sent: {redact_url(url)}"
+            ) from error
+        prepared.url = url  # undo requests' re-quoting: the adapter sends this string's target
+        try:
+            return self.session.send(prepared, allow_redirects=False, stream=True, timeout=self.timeout)
+        except requests.exceptions.InvalidHeader as error:
+            # urllib3 refuses e.g. "Content-Length: 5, 7" before we see the answer.
+            raise PermanentError(
+                INVALID_STORAGE_RESPONSE.reason, f"storage answered an invalid header: {str(error)[:120]}"
+            ) from error
+        except requests.Timeout as error:
+            raise TransientError("timeout", f"GET {redact_url(url)} timed out") from error
+        except requests.ConnectionError as error:
+            raise TransientError("connection_error", f"GET {redact_url(url)}: connection failed") from error
+        except requests.RequestException as error:
+            raise TransientError("http_error", f"GET {redact_url(url)}: {type(error).__name__}") from error
+        except (http.client.InvalidURL, ValueError) as error:
+            raise PermanentError(
+                "signed_url_rejected", f"the signed URL cannot be sent: {redact_url(url)}"
+            ) from error
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, (parts.hostname or "").rstrip("."), parts.port
+def _redirect_target(response: requests.Response, url: str) -> str:
+    """Where a redirect sends us: its ``Location``, else (S3's 301) the ``<Endpoint>`` host."""
+    status = response.status_code
+    location = response.headers.get("Location")
+    if location:
+        response.close()
+        return resolve_location(url, location)
+    body = read_bounded(response) or b""
+    endpoint = _xml_field(_S3_ENDPOINT, body)
+    if endpoint and _ENDPOINT_HOST.fullmatch(endpoint):
+        return f"{urlsplit(url).scheme}://{endpoint}{request_target(url)}"
+    region = response.headers.get("x-amz-bucket-region", "")
+    hint = f" (x-amz-bucket-region {region[:30]!r})" if region else ""
+    raise PermanentError(
+        UNUSABLE_REDIRECT.reason,
+        f"storage answered {status} {_xml_field(_S3_ERROR_CODE, body) or ''} without a Location "
+        f"or an <Endpoint> to follow{hint}",
+        status,
+    )
 
 
-def _storage_detail(body: bytes | None) -> str:
-    match = _S3_ERROR.search(body or b"")
-    if match:
-        code, message = match.group(1), match.group(2) or b""
-        return f"{code.decode(errors='replace')}: {message.decode(errors='replace')}".strip(": ")
-    return answer_detail(body)
+def resolve_location(base: str, location: str) -> str:
+    """The URL a ``Location`` names (RFC 9110 §10.2.2), relative to ``base``; absolute ones as sent.
+
+    Non-ASCII bytes (http.client reads header bytes as Latin-1) are percent-encoded, as browsers do.
+    """
+    location = "".join(ch if ord(ch) < 0x80 else f"%{ord(ch):02X}" for ch in location.strip(" \t"))
+    if _ABSOLUTE_URL.match(location):
+        return location
+    return urljoin(base, location)
 
 
-def _content_length(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
-        return None
-    return int(value)
+def _failure(response: requests.Response) -> ProcessingError:
+    status = response.status_code
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    body = read_bounded(response)
+    code = _xml_field(_S3_ERROR_CODE, body)
+    message = _xml_field(_S3_ERROR_MESSAGE, body)
+    detail = f"{code}: {message}".strip(": ") if code else answer_detail(body)
+    return error_for_storage(status, code, message, f"storage answered {status}: {detail}", retry_after)
 
 
-def _content_type(value: str | None) -> str:
-    if value and len(value) <= 255 and _CONTENT_TYPE.match(value.strip()):
-        return value.strip()
-    return DEFAULT_CONTENT_TYPE
+def _xml_field(pattern: re.Pattern[bytes], body: bytes | None) -> str | None:
+    match = pattern.search(body or b"")
+    return match.group(1).decode("utf-8", errors="replace").strip() if match else None
 
 
 def _interrupted(error: BaseException) -> TransientError:

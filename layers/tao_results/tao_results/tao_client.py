@@ -55,6 +55,10 @@ def _signed_url_from(body: bytes | None, content_type: str) -> str:
         raise PermanentError("invalid_api_response", "the Download API answer is too large", 200)
     try:
         payload = json.loads(body)
+    except RecursionError:
+        raise PermanentError(
+            "invalid_api_response", "the Download API answered 200 with JSON nested too deep", 200
+        ) from None
     except ValueError:
         raise PermanentError(
             "invalid_api_response",

@@ -15,7 +15,7 @@ import hashlib
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -127,22 +127,24 @@ class S3Writer:
                 upload = _MultipartUpload(
                     self._calls, self._buffers, self._executor, self._upload_concurrency, key
                 )
-                parts = upload.run(body, first, part_size, body.content_type, metadata, deadline)
+                parts = upload.run(body, first, part_size, body.object_fields, metadata, deadline)
                 return CopyResult(key, body.bytes_read, parts, time.monotonic() - started)
             body.verify_length()
-            self._put_single(key, memoryview(first)[:filled], body.content_type, metadata)
+            self._put_single(key, memoryview(first)[:filled], body.object_fields, metadata)
             return CopyResult(key, filled, 1, time.monotonic() - started)
         finally:
             if not handed_over:
                 self._buffers.release(first)
 
-    def _put_single(self, key: str, data: memoryview, content_type: str, metadata: dict[str, str]) -> None:
+    def _put_single(
+        self, key: str, data: memoryview, object_fields: Mapping[str, str], metadata: dict[str, str]
+    ) -> None:
         digest = hashlib.sha256(data).digest()
         self._calls(
             "PutObject",
             Key=key,
             Body=bytes(data),
-            ContentType=content_type,
+            **object_fields,
             Metadata={**metadata, "sha256": digest.hex()},
             ChecksumSHA256=base64.b64encode(digest).decode(),
         )
@@ -173,7 +175,7 @@ class _MultipartUpload:
         body: ResultBody,
         first: bytearray,
         part_size: int,
-        content_type: str,
+        object_fields: Mapping[str, str],
         metadata: dict[str, str],
         deadline: Deadline,
     ) -> int:
@@ -182,7 +184,7 @@ class _MultipartUpload:
             self._upload_id = self._calls(
                 "CreateMultipartUpload",
                 Key=self._key,
-                ContentType=content_type,
+                **object_fields,
                 Metadata=metadata,
                 ChecksumAlgorithm="CRC32",
             )["UploadId"]
