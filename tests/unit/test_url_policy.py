@@ -214,7 +214,9 @@ def test_addresses_that_are_not_globally_routable(address, why):
     assert detail == f"host 'bucket.s3.amazonaws.com' resolved to {shown} ({why}), not allowed"
 
 
-@pytest.mark.parametrize("address", ["52.95.150.10", "2600:1f18::1", "::ffff:52.95.150.10", "64:ff9b::3443:1"])
+@pytest.mark.parametrize(
+    "address", ["52.95.150.10", "2600:1f18::1", "::ffff:52.95.150.10", "64:ff9b::3443:1"]
+)
 def test_globally_routable_addresses(address):
     assert why_not_global(ipaddress.ip_address(address)) is None
     POLICY.admit_connection("bucket.s3.amazonaws.com", 443, [ipaddress.ip_address(address)])
@@ -228,8 +230,9 @@ def test_one_internal_address_among_public_ones_refuses_the_connection():
 def test_a_private_address_only_when_listed_too():
     with_address = SignedUrlPolicy(("localhost", "127.0.0.1"), allow_plain_http=True)
     with_address.admit_connection("localhost", 4566, [ipaddress.ip_address("127.0.0.1")])
-    with_address.admit_connection("localhost", 4566, [ipaddress.ip_address("::ffff:127.0.0.1")])
     refused_connection(with_address, "localhost", 4566, "::1")
+    assert "IPv4-mapped" in refused_connection(with_address, "localhost", 4566, "::ffff:127.0.0.1")
+    rejected(with_address, "http://[::ffff:127.0.0.1]/x")
     name_only = SignedUrlPolicy(("localhost:4566",), allow_plain_http=True)
     assert "(loopback)" in refused_connection(name_only, "localhost", 4566, "127.0.0.1")
 

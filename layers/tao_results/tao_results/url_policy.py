@@ -295,12 +295,10 @@ def _port(text: str) -> int:
 
 
 def _comparable(address: IPAddress) -> IPAddress:
-    """IPv4-mapped IPv6 addresses compare as the IPv4 address they are (::ffff:127.0.0.1)."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped
-        if address.scope_id:
-            return ipaddress.IPv6Address(str(address).split("%", 1)[0])
+    """The address without an IPv6 scope. An IPv4-mapped address stays IPv6: listing 127.0.0.1
+    does not list ::ffff:127.0.0.1 (list both forms to admit both)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        return ipaddress.IPv6Address(str(address).split("%", 1)[0])
     return address
 
 
