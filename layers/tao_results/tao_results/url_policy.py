@@ -332,7 +332,11 @@ class SignedUrlPolicy:
         except ValueError:
             raise _rejected("the signed URL cannot be parsed") from None
         if parts.scheme not in self.allowed_schemes:
-            why = "ALLOW_INSECURE_HTTP is off" if parts.scheme == "http" else "only https"
+            why = (
+                "ALLOW_INSECURE_HTTP is off"
+                if parts.scheme == "http"
+                else "allowed: " + ", ".join(self.allowed_schemes)
+            )
             raise _rejected(f"scheme {parts.scheme!r} not allowed ({why})")
         if "@" in parts.netloc:
             raise _rejected("the signed URL carries userinfo")
