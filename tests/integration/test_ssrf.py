@@ -16,7 +16,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 
+from tao_results.errors import PermanentError
+from tao_results.http import new_storage_session, send
+from tao_results.url_policy import SignedUrlPolicy
+from tests.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.support.network import ConnectionCounter, LocalCA, TableResolver, numeric_only_getaddrinfo
 from tests.support.tao_emulator import Fault
 
@@ -199,3 +204,43 @@ def test_no_cookie_set_by_the_api_or_the_storage_ever_comes_back(harness, tao):
     assert {entry["stage"] for entry in log} == {"token", "download", "storage"}
     assert len(log) >= 5
     assert not [entry for entry in log if entry["cookie_present"]]
+
+
+# --- the storage session itself, over sockets -------------------------------------------------
+
+
+def test_every_new_connection_resolves_and_is_checked_again(tao):
+    """DNS rebinding: a name that answered a listed address, then an internal one."""
+    info = tao.add_result("ref-rebind", size=1000)
+    with ConnectionCounter("::1") as internal:
+        policy = SignedUrlPolicy((NAME + f":{tao.port}", "127.0.0.1"), allow_plain_http=True)
+        resolver = TableResolver({NAME: ["127.0.0.1"]})
+        session = new_storage_session(2, policy, resolver)
+        url = f"http://{NAME}:{tao.port}" + signed_path(tao, "ref-rebind")
+        response = send(session, "GET", url, timeout=5)
+        assert hashlib.sha256(response.content).hexdigest() == info.sha256
+        session.close()  # the next request needs a new connection
+        resolver.table[NAME] = ["::1"]
+        with pytest.raises(PermanentError) as caught:
+            send(session, "GET", url, timeout=5)
+        assert caught.value.detail == f"host '{NAME}' resolved to ::1 (loopback), not allowed"
+        assert resolver.lookups == [NAME, NAME]
+        time.sleep(0.3)
+        assert internal.accepted == 0
+
+
+def signed_path(tao, reference_id):
+    """The path and query of a signed URL from the emulator's own Download API."""
+    with requests.Session() as plain:
+        token = plain.post(
+            f"{tao.base_url}/api/v1/upload/v1/oauth2/tokens",
+            data={"grant_type": "client_credentials", "scope": "rostering"},
+            auth=(CLIENT_ID, CLIENT_SECRET),
+            timeout=5,
+        ).json()["access_token"]
+        url = plain.get(
+            f"{tao.base_url}/api/v1/download/{reference_id}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        ).json()["signedUrl"]
+    return url[url.index("/storage/") :]

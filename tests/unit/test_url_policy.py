@@ -1,8 +1,11 @@
 import ipaddress
 
 import pytest
+import requests
+from urllib3.exceptions import MaxRetryError
 
 from tao_results.errors import PermanentError
+from tao_results.http import send
 from tao_results.url_policy import (
     AMAZON_S3_HOST,
     SignedUrlPolicy,
@@ -274,3 +277,25 @@ def test_redaction_drops_the_signature():
     assert "SECRET" not in redacted
     assert "AKIA" not in redacted
     assert redacted == "https://b.s3.amazonaws.com:443/k.csv?<redacted>"
+
+
+class _WrappingAdapter(requests.adapters.BaseAdapter):
+    """Raises a refusal the way urllib3/requests wrap a connection error (a fake: pure logic)."""
+
+    def send(self, request, **kwargs):
+        refusal = PermanentError(
+            "signed_url_rejected", "host 'x' resolved to 127.0.0.1 (loopback), not allowed"
+        )
+        raise requests.ConnectionError(MaxRetryError(None, request.url, reason=refusal))
+
+    def close(self):
+        pass
+
+
+def test_send_unwraps_a_refusal_that_a_library_wrapped():
+    session = requests.Session()
+    session.mount("https://", _WrappingAdapter())
+    with pytest.raises(PermanentError) as caught:
+        send(session, "GET", "https://x/k?X-Amz-Signature=s")
+    assert caught.value.reason == "signed_url_rejected"
+    assert caught.value.detail.startswith("host 'x' resolved to 127.0.0.1")
