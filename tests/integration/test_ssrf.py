@@ -11,6 +11,7 @@ for the Lambda runtime API on 127.0.0.1:9001.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import time
 from collections.abc import Iterator
@@ -77,7 +78,7 @@ def test_an_allowed_name_resolving_to_an_internal_address_is_never_contacted(
         assert failed == []
         letter = only(h.dead_letters())
         assert letter["reason"] == "signed_url_rejected"
-        shown = str(__import__("ipaddress").ip_address(refused))
+        shown = str(ipaddress.ip_address(refused))
         assert letter["detail"] == f"host '{NAME}' resolved to {shown} ({why}), not allowed"
         assert "X-Amz-Signature" not in json.dumps(letter)
         assert h.keys() == []
