@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tao_results.http import Resolver
 from tests.support.aws_stack import MotoServer, StackResources, create_resources
 from tests.support.harness import Harness, HarnessFactory
 from tests.support.tao_emulator import TaoEmulator
@@ -38,8 +39,10 @@ def harness(aws: StackResources, tao: TaoEmulator) -> Iterator[HarnessFactory]:
     """``harness(**env_overrides)`` → a Harness with the real handler loaded (cold start)."""
     saved = dict(os.environ)
 
-    def make(**overrides: str) -> Harness:
-        return Harness(aws, tao, overrides)
+    def make(
+        *, resolver: Resolver | None = None, storage_verify: bool | str = True, **overrides: str
+    ) -> Harness:
+        return Harness(aws, tao, overrides, resolver=resolver, storage_verify=storage_verify)
 
     yield make
     os.environ.clear()

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 
@@ -166,7 +167,12 @@ def create_resources(
 
 
 def function_environment(resources: StackResources, tao_base_url: str, **overrides: str) -> dict[str, str]:
-    """The environment the Lambda function gets, pointed at the local stack."""
+    """The environment the Lambda function gets, pointed at the local stack.
+
+    The local TAO emulator speaks plain http on a loopback address: the function may use it only
+    because ``ALLOW_INSECURE_HTTP`` says so and the address is listed literally (any port).
+    """
+    tao_host = urlsplit(tao_base_url).hostname or ""
     env = {
         **FAKE_CREDENTIALS,
         "AWS_ENDPOINT_URL": resources.endpoint_url,
@@ -177,6 +183,8 @@ def function_environment(resources: StackResources, tao_base_url: str, **overrid
         "POWERTOOLS_SERVICE_NAME": "tao-results-to-s3",
         "POWERTOOLS_METRICS_NAMESPACE": "TaoResultsToS3",
         "POWERTOOLS_TRACE_DISABLED": "true",
+        "ALLOW_INSECURE_HTTP": "true",
+        "SIGNED_URL_ALLOWED_HOSTS": f"{tao_host},amazon-s3",
     }
     env.update(overrides)
     return env

@@ -6,6 +6,7 @@ event source mapping does, and builds the SQS event with the same code as ``tao-
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import json
@@ -17,6 +18,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import tao_results.service as service_module
+from tao_results.http import Resolver, system_resolver
 from tao_results.local.context import FunctionSettings, new_context
 from tao_results.local.events import sqs_event
 from tests.support.aws_stack import StackResources, aws_client, function_environment
@@ -36,10 +39,21 @@ TEST_OVERRIDES = {
 }
 
 
-def load_handler_module(environ: dict[str, str]) -> ModuleType:
-    """Import ``app.py`` as Lambda's init phase does: a fresh module, configuration read now."""
+def load_handler_module(
+    environ: dict[str, str], *, resolver: Resolver | None = None, storage_verify: bool | str = True
+) -> ModuleType:
+    """Import ``app.py`` as Lambda's init phase does: a fresh module, configuration read now.
+
+    ``resolver`` and ``storage_verify`` reach ``build_service`` (the test-only parameters: names
+    resolved from a table instead of DNS, a test CA trusted by the storage session) while app.py
+    itself runs unchanged.
+    """
     saved = dict(os.environ)
     os.environ.update(environ)
+    real_build_service = service_module.build_service
+    service_module.build_service = functools.partial(  # type: ignore[assignment]
+        real_build_service, resolver=resolver or system_resolver, storage_verify=storage_verify
+    )
     try:
         spec = importlib.util.spec_from_file_location(f"app_under_test_{next(_module_numbers)}", APP_PATH)
         assert spec is not None and spec.loader is not None
@@ -47,6 +61,7 @@ def load_handler_module(environ: dict[str, str]) -> ModuleType:
         spec.loader.exec_module(module)
         return module
     finally:
+        service_module.build_service = real_build_service  # type: ignore[assignment]
         os.environ.clear()
         os.environ.update(saved)
 
@@ -57,13 +72,17 @@ class Harness:
     tao: TaoEmulator
     overrides: dict[str, str] = field(default_factory=dict)
     received: dict[str, str] = field(default_factory=dict)
+    resolver: Resolver | None = None
+    storage_verify: bool | str = True
 
     def __post_init__(self) -> None:
         self.environment = function_environment(
             self.resources, self.tao.base_url, **{**TEST_OVERRIDES, **self.overrides}
         )
         os.environ.update(self.environment)  # boto3 clients read AWS_ENDPOINT_URL and credentials
-        self.app = load_handler_module(self.environment)
+        self.app = load_handler_module(
+            self.environment, resolver=self.resolver, storage_verify=self.storage_verify
+        )
         self.sqs = aws_client("sqs", self.resources.endpoint_url)
         self.s3 = aws_client("s3", self.resources.endpoint_url)
 

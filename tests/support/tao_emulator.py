@@ -88,6 +88,12 @@ another form), ``token_expires_in_as`` ("int" | "string" | "absent"), ``token_re
 ``signed_url_tilde`` ("raw" | "escaped": ``~`` issued as ``%7E``), ``signed_url_extra_query`` (""
 : raw text appended to every issued query, e.g. ``a=b+c&p=%2f``), ``signing_key`` ("" = random;
 hex, shared by two emulators so one can redirect to the other, 127.0.0.1 on another port).
+``set_cookie`` (None; a ``Set-Cookie`` value sent on every TAO and storage answer).
+
+TLS: ``serve_tls(certfile, keyfile) -> port`` adds a second listener on the same host that serves
+the same endpoints over TLS (e.g. with a certificate for an S3 name from a test CA); its
+connections count in ``stats()["tls_connections_accepted"]``. Every ``requests_log()`` entry
+carries the request's ``host`` header, ``cookie_present`` and ``tls``.
 
 Faults
 ------
@@ -158,6 +164,7 @@ import re
 import secrets
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -422,6 +429,9 @@ class _Settings:
     signed_url_tilde: str = "raw"
     signed_url_extra_query: str = ""
     signing_key: str = ""
+    # Sent as a Set-Cookie header on every TAO and storage answer (None: none), so tests can show
+    # that no cookie ever comes back.
+    set_cookie: str | None = None
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name for f in dataclasses.fields(self)}
@@ -536,8 +546,11 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], emulator: TaoEmulator) -> None:
+    def __init__(
+        self, address: tuple[str, int], emulator: TaoEmulator, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.emulator = emulator
+        self.tls = tls
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -545,8 +558,14 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.sockets_lock:
             self.open_sockets.add(request)
-        self.emulator._count_connection()
+        self.emulator._count_connection(tls=self.tls is not None)
         super().process_request(request, client_address)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        if self.tls is not None:  # the handshake happens on the handler's thread, at first read
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
 
     def shutdown_request(self, request: Any) -> None:
         with self.sockets_lock:
@@ -579,6 +598,7 @@ class TaoEmulator:
         self._signing_key = secrets.token_bytes(32)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._tls_server: _Server | None = None
         self._stopping = threading.Event()
         self._clear_state()
 
@@ -605,6 +625,7 @@ class TaoEmulator:
             "download_calls": Counter(),
             "storage_gets": Counter(),
             "connections_accepted": 0,
+            "tls_connections_accepted": 0,
             "faults_injected": Counter(),
             "random_faults_injected": Counter(),
             "admin_requests": 0,
@@ -623,7 +644,27 @@ class TaoEmulator:
         self._thread.start()
         return self
 
+    def serve_tls(self, certfile: str, keyfile: str) -> int:
+        """Serve the same endpoints over TLS on a second port of the same host; return the port."""
+        if self._server is None:
+            raise RuntimeError("emulator not started")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile, keyfile)
+        server_class = _Server6 if ipaddress.ip_address(self.host).version == 6 else _Server
+        self._tls_server = server_class((self.host, 0), self, tls=context)
+        threading.Thread(
+            target=self._tls_server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="tao-emulator-tls",
+            daemon=True,
+        ).start()
+        return int(self._tls_server.server_address[1])
+
     def stop(self) -> None:
+        tls_server, self._tls_server = self._tls_server, None
+        if tls_server is not None:
+            tls_server.shutdown()
+            tls_server.server_close()
         server, self._server = self._server, None
         if server is None:
             return
@@ -774,9 +815,11 @@ class TaoEmulator:
     def _now(self) -> float:
         return time.time() + self._clock_offset
 
-    def _count_connection(self) -> None:
+    def _count_connection(self, tls: bool = False) -> None:
         with self._lock:
             self._stats["connections_accepted"] += 1
+            if tls:
+                self._stats["tls_connections_accepted"] += 1
 
     def _sleep(self, milliseconds: float) -> None:
         if milliseconds > 0:
@@ -1136,6 +1179,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "client_auth": self.client_auth,
                 "fault": self.fault_kind,
                 "client": f"{host}:{port}",
+                "host": self.headers.get("Host"),
+                "cookie_present": "Cookie" in self.headers,
+                "tls": isinstance(self.connection, ssl.SSLSocket),
             }
         )
 
@@ -1150,6 +1196,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
+        cookie = self.emulator._settings.set_cookie
+        if cookie is not None and self.stage != "admin":
+            self.send_header("Set-Cookie", cookie)
         if content_length is not None:
             self.send_header("Content-Length", str(content_length))
         for raw in raw_lengths or []:  # the content_length fault: one header line per value

@@ -15,7 +15,7 @@ def test_defaults_from_the_minimal_environment():
     assert settings.tao_token_url == "https://acme.taoadvance.example/api/v1/upload/v1/oauth2/tokens"
     assert settings.download_url("ref-1") == "https://acme.taoadvance.example/api/v1/download/ref-1"
     assert settings.results_prefix == "tao-results/"
-    assert settings.signed_url_allowed_hosts == ("acme.taoadvance.example", "*.amazonaws.com")
+    assert settings.signed_url_allowed_hosts == ("acme.taoadvance.example", "amazon-s3")
     assert settings.allow_plain_http is False
     assert settings.not_found_grace_seconds == 0
     assert settings.tao_token_scope == "rostering"
@@ -59,6 +59,18 @@ def test_the_alternative_documented_download_path_is_configurable():
         ("SIGNED_URL_ALLOWED_HOSTS", "bad host"),
         ("SIGNED_URL_ALLOWED_HOSTS", "*"),
         ("SIGNED_URL_ALLOWED_HOSTS", " , "),
+        ("SIGNED_URL_ALLOWED_HOSTS", "*.com"),
+        ("SIGNED_URL_ALLOWED_HOSTS", "*.co.uk"),
+        ("SIGNED_URL_ALLOWED_HOSTS", "files.example.com,*.com.au"),
+        ("SIGNED_URL_ALLOWED_HOSTS", "*.local"),
+        ("SIGNED_URL_ALLOWED_HOSTS", "a" * 64 + ".example.com"),
+        ("SIGNED_URL_ALLOWED_HOSTS", "files.example.com:0"),
+        ("SIGNED_URL_ALLOWED_HOSTS", "files.example.com:70000"),
+        ("SIGNED_URL_ALLOWED_HOSTS", "10.0.0.0/8:443"),
+        ("SIGNED_URL_ALLOWED_HOSTS", "10.0.0.1/8"),
+        ("SIGNED_URL_ALLOWED_HOSTS", "[fd00::1"),
+        ("TAO_BASE_URL", "http://acme.example"),
+        ("TAO_TOKEN_URL", "http://acme.example/token"),
     ],
 )
 def test_invalid_values_fail_fast_naming_the_variable(name, value):
@@ -71,18 +83,44 @@ def test_prefix_gets_a_trailing_slash_and_may_be_empty():
     assert load_settings({**REQUIRED, "RESULTS_PREFIX": ""}).results_prefix == ""
 
 
-def test_plain_http_only_follows_a_plain_http_base_url():
-    settings = load_settings({**REQUIRED, "TAO_BASE_URL": "http://127.0.0.1:8080/"})
+def test_plain_http_only_with_an_explicit_allow_insecure_http():
+    with pytest.raises(ConfigError, match="ALLOW_INSECURE_HTTP"):
+        load_settings({**REQUIRED, "TAO_BASE_URL": "http://127.0.0.1:8080/"})
+    settings = load_settings(
+        {**REQUIRED, "TAO_BASE_URL": "http://127.0.0.1:8080/", "ALLOW_INSECURE_HTTP": "true"}
+    )
     assert settings.allow_plain_http is True
     assert settings.tao_base_url == "http://127.0.0.1:8080"
-    assert settings.signed_url_allowed_hosts[0] == "127.0.0.1"
+    # The TAO host with its port, not any port of the address.
+    assert settings.signed_url_allowed_hosts == ("127.0.0.1:8080", "amazon-s3")
+
+
+@pytest.mark.parametrize("value", ["false", "0", "", "no"])
+def test_an_https_base_url_never_implies_plain_http(value):
+    assert load_settings({**REQUIRED, "ALLOW_INSECURE_HTTP": value}).allow_plain_http is False
 
 
 def test_allowed_hosts_are_normalised():
     settings = load_settings(
-        {**REQUIRED, "SIGNED_URL_ALLOWED_HOSTS": "Files.Example.COM., *.s3.amazonaws.com,10.0.0.5"}
+        {
+            **REQUIRED,
+            "SIGNED_URL_ALLOWED_HOSTS": "Files.Example.COM., *.s3.amazonaws.com,10.0.0.5, AMAZON-S3,"
+            "localhost:4566, [::1], [FD00::1]:9000, 10.0.0.0/8, fd00::/8, *.example.co.uk:8443,"
+            " files.example.com",
+        }
     )
-    assert settings.signed_url_allowed_hosts == ("files.example.com", "*.s3.amazonaws.com", "10.0.0.5")
+    assert settings.signed_url_allowed_hosts == (
+        "files.example.com",
+        "*.s3.amazonaws.com",
+        "10.0.0.5",
+        "amazon-s3",
+        "localhost:4566",
+        "::1",
+        "[fd00::1]:9000",
+        "10.0.0.0/8",
+        "fd00::/8",
+        "*.example.co.uk:8443",
+    )
 
 
 @pytest.mark.parametrize("method", ["auto", "client_secret_post", "client_secret_basic", "multipart"])

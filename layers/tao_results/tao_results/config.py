@@ -6,23 +6,21 @@ deployment fails on its first invocation with a message that says what to fix.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from tao_results.url_policy import is_ip_literal
+from tao_results.url_policy import AMAZON_S3, parse_allow_entry
 
 MiB = 1024 * 1024
 DEFAULT_TOKEN_PATH = "/api/v1/upload/v1/oauth2/tokens"  # noqa: S105 - a path, not a secret
 DEFAULT_DOWNLOAD_PATH = "/api/v1/download/{referenceId}"
-DEFAULT_SIGNED_URL_HOSTS = ("*.amazonaws.com",)
+DEFAULT_SIGNED_URL_HOSTS = (AMAZON_S3,)  # Amazon S3's endpoint names, see url_policy.AMAZON_S3_HOST
 S3_MINIMUM_PART_SIZE = 5 * MiB
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # OAuth2 client authentication at the token endpoint (see tao_results.auth).
 TOKEN_AUTH_METHODS = ("auto", "client_secret_post", "client_secret_basic", "multipart")
-_HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
 class ConfigError(ValueError):
@@ -67,11 +65,11 @@ class Settings:
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build :class:`Settings` from an environment mapping (``os.environ`` in Lambda)."""
     reader = _Reader(environ)
-    base_url = reader.base_url("TAO_BASE_URL")
-    base_host = urlsplit(base_url).hostname or ""
+    allow_plain_http = reader.flag("ALLOW_INSECURE_HTTP")
+    base_url = reader.base_url("TAO_BASE_URL", allow_plain_http)
     return Settings(
         tao_base_url=base_url,
-        tao_token_url=reader.absolute_url("TAO_TOKEN_URL", default=base_url + DEFAULT_TOKEN_PATH),
+        tao_token_url=reader.tao_url("TAO_TOKEN_URL", base_url + DEFAULT_TOKEN_PATH, allow_plain_http),
         tao_download_path=reader.download_path("TAO_DOWNLOAD_PATH"),
         tao_token_scope=reader.text("TAO_TOKEN_SCOPE", default="rostering"),
         credentials_secret_id=reader.required("TAO_CREDENTIALS_SECRET_ID"),
@@ -79,9 +77,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         results_prefix=reader.prefix("RESULTS_PREFIX", default="tao-results/"),
         dead_letter_queue_url=reader.absolute_url("DEAD_LETTER_QUEUE_URL"),
         signed_url_allowed_hosts=reader.host_patterns(
-            "SIGNED_URL_ALLOWED_HOSTS", default=(base_host, *DEFAULT_SIGNED_URL_HOSTS)
+            "SIGNED_URL_ALLOWED_HOSTS", default=(_host_entry(base_url), *DEFAULT_SIGNED_URL_HOSTS)
         ),
-        allow_plain_http=base_url.startswith("http://"),
+        allow_plain_http=allow_plain_http,
         not_found_grace_seconds=reader.number("NOT_FOUND_GRACE_SECONDS", 0.0, 0.0, 14 * 86400.0),
         record_concurrency=reader.integer("RECORD_CONCURRENCY", 10, 1, 10),
         max_attempts=reader.integer("MAX_ATTEMPTS_PER_INVOCATION", 3, 1, 10),
@@ -103,6 +101,15 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         and not reader.flag("POWERTOOLS_TRACE_DISABLED"),
         tao_token_auth_method=reader.choice("TAO_TOKEN_AUTH_METHOD", TOKEN_AUTH_METHODS, default="auto"),
     )
+
+
+def _host_entry(url: str) -> str:
+    """The allow-list entry for a URL's host (with its explicit port, if any)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return host if parts.port is None else f"{host}:{parts.port}"
 
 
 class _Reader:
@@ -176,8 +183,15 @@ class _Reader:
             raise ConfigError(f"{name} must be an absolute http(s) URL, got {raw!r}")
         return raw
 
-    def base_url(self, name: str) -> str:
-        url = self.absolute_url(name)
+    def tao_url(self, name: str, default: str | None, allow_plain_http: bool) -> str:
+        url = self.absolute_url(name, default)
+        if urlsplit(url).scheme == "http" and not allow_plain_http:
+            # The client secret and the Bearer token travel to TAO: never in clear by accident.
+            raise ConfigError(f"{name} is plain http: set ALLOW_INSECURE_HTTP=true (local stacks only)")
+        return url
+
+    def base_url(self, name: str, allow_plain_http: bool) -> str:
+        url = self.tao_url(name, None, allow_plain_http)
         parts = urlsplit(url)
         if parts.query or parts.fragment or parts.username or parts.password:
             raise ConfigError(f"{name} must not carry credentials, a query or a fragment")
@@ -199,12 +213,14 @@ class _Reader:
         return prefix
 
     def host_patterns(self, name: str, *, default: tuple[str, ...]) -> tuple[str, ...]:
+        """Entries in url_policy's grammar, normalised (lower case, no trailing dot, no repeats)."""
         raw = self._raw(name)
         candidates = default if raw is None else tuple(raw.split(","))
-        patterns = tuple(dict.fromkeys(p.strip().lower().rstrip(".") for p in candidates if p.strip()))
-        for pattern in patterns:
-            if not (_HOST_PATTERN.match(pattern) or is_ip_literal(pattern)):
-                raise ConfigError(f"{name}: {pattern!r} is not a host name, '*.domain' pattern or IP")
+        try:
+            entries = [str(parse_allow_entry(text)) for text in candidates if text.strip()]
+        except ValueError as error:
+            raise ConfigError(f"{name}: {error}") from None
+        patterns = tuple(dict.fromkeys(entries))
         if not patterns:
             raise ConfigError(f"{name} must list at least one host pattern")
         return patterns

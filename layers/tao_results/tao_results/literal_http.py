@@ -48,7 +48,7 @@ def sendable_literally(target: str) -> bool:
     return target.isascii() and _VALID_TARGET.fullmatch(target) is not None
 
 
-class _LiteralTargetPool(HTTPConnectionPool):
+class LiteralTargetPool(HTTPConnectionPool):
     """A pool that writes the caller's target in the request line instead of urllib3's re-encoding."""
 
     def urlopen(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
@@ -72,7 +72,7 @@ class _LiteralTargetPool(HTTPConnectionPool):
         return super()._make_request(conn, method, url, *args, **kwargs)
 
 
-class _LiteralTargetHTTPSPool(_LiteralTargetPool, HTTPSConnectionPool):
+class LiteralTargetHTTPSPool(LiteralTargetPool, HTTPSConnectionPool):
     pass
 
 
@@ -82,8 +82,8 @@ class LiteralTargetAdapter(HTTPAdapter):
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kwargs: Any) -> None:
         super().init_poolmanager(connections, maxsize, block, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
-            "http": _LiteralTargetPool,
-            "https": _LiteralTargetHTTPSPool,
+            "http": LiteralTargetPool,
+            "https": LiteralTargetHTTPSPool,
         }
 
     def request_url(self, request: PreparedRequest, proxies: Any) -> str:

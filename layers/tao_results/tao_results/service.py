@@ -19,7 +19,7 @@ from tao_results.config import Settings
 from tao_results.credentials import CredentialStore
 from tao_results.dead_letters import DeadLetterQueue
 from tao_results.deadline import Deadline
-from tao_results.http import new_session
+from tao_results.http import Resolver, new_session, new_storage_session, system_resolver
 from tao_results.observability import Telemetry, create_telemetry, log_fields
 from tao_results.pipeline import RecordProcessor
 from tao_results.redelivery import RetryScheduler
@@ -56,7 +56,19 @@ class DownloadResultService:
         return batch.response()
 
 
-def build_service(settings: Settings, telemetry: Telemetry | None = None) -> DownloadResultService:
+def build_service(
+    settings: Settings,
+    telemetry: Telemetry | None = None,
+    *,
+    resolver: Resolver = system_resolver,
+    storage_verify: bool | str = True,
+) -> DownloadResultService:
+    """Build every collaborator once per container.
+
+    ``resolver`` (names → addresses for signed-URL hosts) and ``storage_verify`` (requests'
+    ``verify``: a CA bundle path) exist for tests, which must not use real DNS and serve TLS with
+    a local CA; the Lambda handler leaves both at their defaults.
+    """
     telemetry = telemetry or create_telemetry(
         settings.service_name,
         settings.metrics_namespace,
@@ -87,13 +99,14 @@ def build_service(settings: Settings, telemetry: Telemetry | None = None) -> Dow
             extra=log_fields(auth_method=method, chosen_by="auto" if probed else "TAO_TOKEN_AUTH_METHOD"),
         ),
     )
+    policy = SignedUrlPolicy(settings.signed_url_allowed_hosts, settings.allow_plain_http)
     processor = RecordProcessor(
         settings=settings,
         download_api=DownloadApi(tao_session, settings, tokens),
         fetcher=SignedUrlFetcher(
             # A separate session: nothing of the API's (cookies, auth) may travel to storage.
-            session=new_session(pool_size=settings.record_concurrency),
-            policy=SignedUrlPolicy(settings.signed_url_allowed_hosts, settings.allow_plain_http),
+            session=new_storage_session(settings.record_concurrency, policy, resolver, storage_verify),
+            policy=policy,
             timeout=timeout,
         ),
         writer=S3Writer(

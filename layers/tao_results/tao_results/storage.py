@@ -33,7 +33,7 @@ from tao_results.errors import (
 )
 from tao_results.headers import content_encoding, content_length, header_text, media_type
 from tao_results.http import answer_detail, read_bounded
-from tao_results.literal_http import LiteralTargetAdapter, request_target
+from tao_results.literal_http import request_target
 from tao_results.naming import object_content_disposition, result_filename
 from tao_results.url_policy import SignedUrlPolicy, redact_url
 
@@ -42,7 +42,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # The only headers a storage request carries. No Authorization: S3 rejects a presigned GET that has
 # one, and the token must never travel to storage. Identity keeps the bytes exactly as stored.
 STORAGE_REQUEST_HEADERS = {"Accept-Encoding": "identity"}
-DEFAULT_POOL_SIZE = 10
 
 _S3_ERROR_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
 _S3_ERROR_MESSAGE = re.compile(rb"<Message>([^<]{0,200})</Message>")
@@ -115,18 +114,12 @@ class ResultBody:
 
 @dataclass(frozen=True)
 class SignedUrlFetcher:
-    """GETs signed URLs over ``session``, which it equips with a :class:`LiteralTargetAdapter`."""
+    """GETs signed URLs over ``session``: one from :func:`tao_results.http.new_storage_session`,
+    whose adapter checks every connection's addresses and sends the target byte for byte."""
 
     session: requests.Session
     policy: SignedUrlPolicy
     timeout: tuple[float, float]
-
-    def __post_init__(self) -> None:
-        # Keep the pool size the session was built with (requests records it on its adapter).
-        pool_size = getattr(self.session.get_adapter("https://"), "_pool_maxsize", DEFAULT_POOL_SIZE)
-        adapter = LiteralTargetAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
 
     @contextmanager
     def open(self, signed_url: str) -> Iterator[ResultBody]:
