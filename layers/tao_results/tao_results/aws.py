@@ -3,12 +3,25 @@
 boto3 is imported lazily: it is the largest import of the function, and the init phase should not
 pay for it before a record needs it. ``AWS_ENDPOINT_URL`` (read by botocore) points every client at
 a local stack when set.
+
+Every call is bounded by the deadline of the record it serves (:func:`bound_attempt`). botocore has
+no per-call deadline: ``read_timeout`` bounds each socket read of one attempt, and the standard
+retry mode makes up to three attempts, so a stalled S3 could hold a call for 3 x 60 s. A
+``before-send`` hook runs before every attempt: it refuses to start one once the deadline has
+passed (``TransientError("deadline")``, which botocore does not retry) and sets the attempt's read
+timeout to the time left (botocore's per-request ``read_timeout`` in the request context, 1.43+).
+So an attempt ends at the deadline plus at most ``connect_timeout``, a stalled endpoint costs the
+record a transient failure, and no thread is left running into the next invocation. (A server that
+trickles bytes faster than the read timeout is the residual case: the handler still returns on time,
+see ``service``, and the call ends when the server stops.)
 """
 
 from __future__ import annotations
 
 import threading
 from typing import TYPE_CHECKING, Any
+
+from tao_results.deadline import current_deadline
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -56,4 +69,19 @@ class AwsClients:
             retries={"mode": "standard", "max_attempts": 3},
             tcp_keepalive=True,
         )
-        return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
+        client = boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
+        client.meta.events.register("before-send", bound_attempt)
+        return client
+
+
+def bound_attempt(request: Any, **_: Any) -> None:
+    """botocore ``before-send`` hook: this attempt may read for at most the deadline's time left.
+
+    Returns None so botocore sends the request itself. Without a deadline in scope (the CLI, a
+    cold-start call) the client's configured timeouts apply unchanged.
+    """
+    deadline = current_deadline()
+    if deadline is None:
+        return
+    ceiling = getattr(request.context.get("client_config"), "read_timeout", None) or 60.0
+    request.context["read_timeout"] = deadline.budget(ceiling, "AWS call")

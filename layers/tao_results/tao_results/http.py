@@ -8,6 +8,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from tao_results.deadline import current_deadline
 from tao_results.errors import TransientError
 from tao_results.url_policy import redact_url
 
@@ -26,7 +27,17 @@ def new_session(pool_size: int) -> requests.Session:
 
 
 def send(session: requests.Session, method: str, url: str, **kwargs: Any) -> requests.Response:
-    """``session.request`` with network failures mapped to TransientError (URL redacted)."""
+    """``session.request`` with network failures mapped to TransientError (URL redacted).
+
+    With a record's deadline in scope (``deadline.deadline_scope``) the read timeout is at most the
+    time left, and no request starts after the deadline (TransientError ``deadline``).
+    """
+    deadline = current_deadline()
+    if deadline is not None:
+        timeout = kwargs.get("timeout")
+        connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        budget = deadline.budget(float(read) if read is not None else 60.0, f"{method} {redact_url(url)}")
+        kwargs["timeout"] = (connect, budget)
     try:
         return session.request(method, url, allow_redirects=False, **kwargs)
     except requests.Timeout as error:
@@ -38,16 +49,30 @@ def send(session: requests.Session, method: str, url: str, **kwargs: Any) -> req
 
 
 def read_bounded(response: requests.Response, limit: int = MAX_API_ANSWER_BYTES) -> bytes | None:
-    """The body if it is at most ``limit`` bytes, else None; the response is closed either way."""
+    """The body if it is at most ``limit`` bytes, else None; the response is closed either way.
+
+    Read piece by piece (``read1``: what has arrived), checking the deadline in scope between
+    pieces, so a server that trickles bytes cannot hold the record past its deadline.
+    """
+    deadline = current_deadline()
+    body = bytearray()
     try:
-        body = response.raw.read(limit + 1, decode_content=True)
+        while len(body) <= limit:
+            if deadline is not None:
+                deadline.check("reading an answer")
+            chunk = response.raw.read1(limit + 1 - len(body), decode_content=True)
+            if not chunk:
+                break
+            body += chunk
+    except TransientError:
+        raise
     except Exception as error:
         raise TransientError(
             "connection_error", f"reading the answer failed: {type(error).__name__}"
         ) from error
     finally:
         response.close()
-    return body if len(body) <= limit else None
+    return bytes(body) if len(body) <= limit else None
 
 
 def answer_detail(body: bytes | None) -> str:
