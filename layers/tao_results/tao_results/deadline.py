@@ -27,7 +27,7 @@ from tao_results.errors import TransientError
 DEFAULT_REMAINING_MS = 900_000
 # DEADLINE_MARGIN_SECONDS is clamped to this fraction of the invocation's time: a 20 s margin on a
 # 15 s function would leave no time to work at all.
-MAX_MARGIN_FRACTION = 1 / 3
+MAX_MARGIN_FRACTION = 1 / 2
 
 _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("tao_deadline", default=None)
 

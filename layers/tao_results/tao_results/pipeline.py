@@ -56,6 +56,8 @@ class RecordProcessor:
         with self._correlated(reference_id), deadline_scope(deadline):
             try:
                 deadline.check("record")  # a record that never starts needs no cleanup
+                # Read (once per queue) while there is time, not after a failure at the deadline.
+                self.retries.receive_limit(record)
                 if isinstance(request, PermanentError):
                     self._dead_letter(record, None, request, deadline)
                 else:
