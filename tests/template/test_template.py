@@ -197,7 +197,12 @@ def test_environment_variables(template: dict[str, Any], resources: dict[str, An
         "SIGNED_URL_ALLOWED_HOSTS",
         "NOT_FOUND_GRACE_SECONDS",
         "RECORD_CONCURRENCY",
+        "MAX_RECEIVE_COUNT",
     }
+    # One parameter for both, so the function's last delivery is the queue's.
+    _, queue = next((n, r) for n, r in resources.items() if n == "SourceQueue")
+    assert env["MAX_RECEIVE_COUNT"] == queue["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+    assert env["MAX_RECEIVE_COUNT"] == ref("MaxReceiveCount")
     assert env["DEAD_LETTER_QUEUE_URL"] == ref("DeadLetterQueue")  # Ref of a queue is its URL
     assert env["RESULTS_PREFIX"] == ref("ResultsPrefix")
     assert env["TAO_TOKEN_AUTH_METHOD"] == ref("TaoTokenAuthMethod")
