@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,3 +158,23 @@ def test_a_fifo_batch_stops_at_the_first_failure_and_reports_the_rest_unprocesse
     assert [item["itemIdentifier"] for item in answer["batchItemFailures"]] == ids[1:]
     assert h.keys() == ["tao-results/fifo-1/result.csv"]  # fifo-3 and fifo-4 were never started
     assert "fifo-3" not in tao.stats()["download_calls"]
+
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def test_the_sample_events_for_fifo_and_non_sqs_invocations(harness, tao) -> None:  # type: ignore[no-untyped-def]
+    """``events/sqs-fifo-batch.json`` and ``events/not-sqs.json`` (for ``sam local invoke -e``)."""
+    for reference_id in ("fifo-ref-1", "fifo-ref-2", "fifo-ref-3"):
+        tao.add_result(reference_id, size=100)
+    tao.add_fault(failing_503("fifo-ref-1"))
+    h = harness(MAX_ATTEMPTS_PER_INVOCATION="1")
+    fifo = json.loads((EVENTS / "sqs-fifo-batch.json").read_text(encoding="utf-8"))
+    answer = h.invoke(fifo)
+    assert [item["itemIdentifier"] for item in answer["batchItemFailures"]] == [
+        record["messageId"] for record in fifo["Records"]
+    ]
+    assert h.keys() == []
+    assert h.invoke(json.loads((EVENTS / "not-sqs.json").read_text(encoding="utf-8"))) == {
+        "batchItemFailures": []
+    }

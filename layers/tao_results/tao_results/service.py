@@ -64,7 +64,14 @@ class DownloadResultService:
             loop = asyncio.get_running_loop()
             process = self.processor.process
             work = loop.run_in_executor(self.record_workers, process, record.raw_event, deadline)
-            await asyncio.wait_for(work, timeout=max(deadline.abandon_in(), 0.0))
+            try:
+                await asyncio.wait_for(work, timeout=max(deadline.abandon_in(), 0.0))
+            except TimeoutError:
+                self.telemetry.logger.error(
+                    "Record still running at the deadline, reported failed",
+                    extra={"message_id": record.message_id},
+                )
+                raise
 
         batch = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         with batch(records, record_handler, context):
@@ -79,6 +86,8 @@ class DownloadResultService:
             work.result(timeout=max(deadline.abandon_in(), 0.0))
 
         batch = SqsFifoPartialProcessor()
+        # Its constructor does not take the option; an all-failed batch is still a partial answer.
+        batch.raise_on_entire_batch_failure = False
         with batch(records, record_handler, context):
             batch.process()
         return batch.response()
