@@ -232,3 +232,66 @@ def test_a_short_function_with_the_default_margin_still_works_and_warns_once(
     warnings = [line for line in function_log.getvalue().splitlines() if "DEADLINE_MARGIN_SECONDS" in line]
     assert len(warnings) == 1
     assert json.loads(warnings[0])["margin_seconds"] <= 7.5
+
+
+@contextlib.contextmanager
+def trickling_api(stop_after: float) -> Iterator[str]:
+    """An HTTP endpoint on 127.0.0.1 that answers 200 JSON and trickles its body, 16 bytes per
+    100 ms: never idle long enough for a read timeout, done only after ``stop_after`` seconds."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    done = threading.Event()
+
+    def answer(connection: socket.socket) -> None:
+        with contextlib.suppress(OSError), connection:
+            connection.recv(65536)
+            head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n"
+            connection.sendall(head.encode() + b'{"access_token": "')
+            ends = time.monotonic() + stop_after
+            while time.monotonic() < ends and not done.is_set():
+                connection.sendall(b"t" * 16)
+                time.sleep(0.1)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while not done.is_set():
+                connection, _ = server.accept()
+                threading.Thread(target=answer, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        done.set()
+        server.close()
+        thread.join(timeout=2)
+
+
+@pytest.mark.parametrize("endpoint", ["token", "download-api"])
+def test_a_trickling_api_answer_stops_at_the_deadline(
+    harness: HarnessFactory, tao: TaoEmulator, endpoint: str
+) -> None:
+    """The token endpoint's or the Download API's answer body trickles in (each read well inside
+    the 2 s read timeout): reading it must stop at the deadline, not when the server is done."""
+    timeout, margin = 4.0, 2.0
+    tao.add_result("slow-answer", size=10)
+    with trickling_api(stop_after=timeout + 4) as url:
+        if endpoint == "token":
+            overrides = {"TAO_TOKEN_URL": url + "/oauth2/tokens"}
+        else:
+            overrides = {
+                "TAO_BASE_URL": url,
+                "TAO_TOKEN_URL": tao.base_url + "/api/v1/upload/v1/oauth2/tokens",
+            }
+        h = harness(DEADLINE_MARGIN_SECONDS=str(margin), MAX_ATTEMPTS_PER_INVOCATION="1", **overrides)
+        [message_id] = h.send({"referenceId": "slow-answer"})
+        event = h.receive_event(1)
+        started = time.monotonic()
+        answer = h.invoke(event, timeout_seconds=timeout)
+        elapsed = time.monotonic() - started
+    print(f"{endpoint}: returned {elapsed:.2f}s into a {timeout}s invocation")
+    assert [item["itemIdentifier"] for item in answer["batchItemFailures"]] == [message_id]
+    assert elapsed < timeout - margin / 4, f"still reading {elapsed:.2f}s into a {timeout}s invocation"
+    assert h.dead_letters() == []

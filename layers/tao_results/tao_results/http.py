@@ -29,15 +29,16 @@ def new_session(pool_size: int) -> requests.Session:
 def send(session: requests.Session, method: str, url: str, **kwargs: Any) -> requests.Response:
     """``session.request`` with network failures mapped to TransientError (URL redacted).
 
-    With a record's deadline in scope (``deadline.deadline_scope``) the read timeout is at most the
-    time left, and no request starts after the deadline (TransientError ``deadline``).
+    With a record's deadline in scope (``deadline.deadline_scope``) the connect and read timeouts
+    are at most the time left, and no request starts after the deadline (TransientError
+    ``deadline``); the body is read against the deadline too (``read_bounded``, ``ResultBody``).
     """
     deadline = current_deadline()
     if deadline is not None:
         timeout = kwargs.get("timeout")
         connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         budget = deadline.budget(float(read) if read is not None else 60.0, f"{method} {redact_url(url)}")
-        kwargs["timeout"] = (connect, budget)
+        kwargs["timeout"] = (budget if connect is None else min(float(connect), budget), budget)
     try:
         return session.request(method, url, allow_redirects=False, **kwargs)
     except requests.Timeout as error:
