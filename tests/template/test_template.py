@@ -611,7 +611,8 @@ def test_events_are_shaped_like_lambdas_sqs_event(path: Path) -> None:
         assert int(record["attributes"]["ApproximateReceiveCount"]) >= 1
         assert record["eventSource"] == "aws:sqs"
         # A FIFO queue's name ends in .fifo (events/sqs-fifo-batch.json).
-        assert re.fullmatch(r"arn:aws:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+(\.fifo)?", record["eventSourceARN"])
+        queue_arn = r"arn:aws:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+(\.fifo)?"
+        assert re.fullmatch(queue_arn, record["eventSourceARN"])
         assert record["eventSourceARN"].split(":")[3] == record["awsRegion"]
         assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()  # SQS's own checksum
         assert isinstance(record["messageAttributes"], dict)
