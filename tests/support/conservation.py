@@ -12,8 +12,8 @@ Besides the good requests, the run plants messages whose fate is known in advanc
 * ``unknown``    referenceIds TAO does not know      → DLQ, reason ``not_found``
 * ``forbidden``  TAO answers a signed URL off the allow-list (metadata service, private and
                  other loopback addresses, other schemes) → DLQ, ``signed_url_rejected``
-* ``poisoned``   TAO answers 503 forever            → SQS redrives after ``maxReceiveCount``
-                 (raw body in the DLQ, reason ``max_receive_count_exceeded``)
+* ``poisoned``   TAO answers 503 forever            → on its last allowed delivery the function
+                 dead-letters it, reason ``retries_exhausted`` (before issue 9 §4: SQS's raw redrive)
 
 Afterwards :func:`account` finds every message in exactly one place: S3 (bytes hashed and compared
 with the emulator's sha256), the DLQ (with its reason), or still on the source queue.
@@ -64,7 +64,7 @@ EXPECTED_REASON = {
     "malformed": "malformed_message",
     "unknown": "not_found",
     "forbidden": "signed_url_rejected",
-    "poisoned": RAW_REDRIVE,
+    "poisoned": "retries_exhausted",
 }
 
 
@@ -458,8 +458,12 @@ def assert_conserved(result: RunResult) -> None:
     for message_id, [place] in accounting.places.items():
         item = sent[message_id]
         if item.kind == "good":
-            # A good request lands, or (if it failed on every delivery) SQS redrives it untouched.
-            assert place in ("s3", f"dlq:{RAW_REDRIVE}", "queue"), (item.reference_id, place)
+            # A good request lands, or (if it failed on every delivery) is dead-lettered with a
+            # reason, or (if its last invocation could not finish) SQS redrives it untouched.
+            assert place in ("s3", "dlq:retries_exhausted", f"dlq:{RAW_REDRIVE}", "queue"), (
+                item.reference_id,
+                place,
+            )
         else:
             assert place == f"dlq:{EXPECTED_REASON[item.kind]}", (item.kind, item.body, place)
 

@@ -7,6 +7,15 @@ after the request body was read. botocore's own retries absorb many of these; th
 what it injected so a test can report it. ``part_delay_seconds`` delays every UploadPart's answer
 (after the body was stored upstream) to make copies long enough to interrupt.
 
+``stalls={"PutObject": 30.0, ...}`` makes an endpoint that stops answering: a request of that
+operation is read whole, then the proxy waits that long without a byte and hangs up, never
+forwarding it (so a stalled AbortMultipartUpload leaves the upload open). ``stall_match`` limits the
+stall to requests whose path or body contain it (a referenceId: S3 keys and dead letters carry it).
+Operations are S3's, told apart by method and query (PutObject, UploadPart, CreateMultipartUpload,
+CompleteMultipartUpload, AbortMultipartUpload), or the JSON protocol's ``X-Amz-Target`` for the
+other services moto serves on the same port (SQS SendMessage and ChangeMessageVisibility, Secrets
+Manager GetSecretValue): point ``AWS_ENDPOINT_URL_SQS`` / ``AWS_ENDPOINT_URL_SECRETS_MANAGER`` here too.
+
 Only loopback upstreams and a loopback bind address are accepted.
 """
 
@@ -45,9 +54,42 @@ _ERRORS = {
 }
 
 
+STALLABLE = frozenset(
+    [
+        "PutObject",
+        "UploadPart",
+        "CreateMultipartUpload",
+        "CompleteMultipartUpload",
+        "AbortMultipartUpload",
+        "SendMessage",
+        "ChangeMessageVisibility",
+        "GetQueueAttributes",
+        "GetSecretValue",
+    ]
+)
+
+
 def is_upload_part(method: str, target: str) -> bool:
     query = parse_qs(urlsplit(target).query, keep_blank_values=True)
     return method == "PUT" and "partNumber" in query and "uploadId" in query
+
+
+def operation_of(method: str, target: str, amz_target: str | None) -> str:
+    """The API operation of a request: JSON protocol's X-Amz-Target, else S3's REST shape."""
+    if amz_target:
+        return amz_target.rsplit(".", 1)[-1]
+    parts = urlsplit(target)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    has_key = len([segment for segment in parts.path.split("/") if segment]) >= 2
+    if method == "PUT" and has_key:
+        return "UploadPart" if "partNumber" in query and "uploadId" in query else "PutObject"
+    if method == "POST" and "uploads" in query:
+        return "CreateMultipartUpload"
+    if method == "POST" and "uploadId" in query:
+        return "CompleteMultipartUpload"
+    if method == "DELETE" and "uploadId" in query:
+        return "AbortMultipartUpload"
+    return f"{method} {parts.path}"
 
 
 class FaultyS3Proxy:
@@ -60,6 +102,8 @@ class FaultyS3Proxy:
         part_failure_rate: float = 0.0,
         seed: int = 0,
         part_delay_seconds: float = 0.0,
+        stalls: dict[str, float] | None = None,
+        stall_match: str | None = None,
         host: str = "127.0.0.1",
     ) -> None:
         upstream = urlsplit(upstream_url)
@@ -72,6 +116,12 @@ class FaultyS3Proxy:
         self.upstream = (upstream.hostname or "127.0.0.1", upstream.port or 80)
         self.part_failure_rate = part_failure_rate
         self.part_delay_seconds = part_delay_seconds
+        unknown = set(stalls or {}) - STALLABLE
+        if unknown:
+            raise ValueError(f"cannot stall {sorted(unknown)}: one of {sorted(STALLABLE)}")
+        self.stalls = dict(stalls or {})
+        self.stall_match = stall_match.encode() if stall_match else None
+        self._stopping = threading.Event()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
@@ -93,6 +143,7 @@ class FaultyS3Proxy:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # stalled requests hang up now
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
@@ -107,7 +158,8 @@ class FaultyS3Proxy:
     # ---- what happened -------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        """``requests``, ``upload_parts``, ``injected_500``, ``injected_503``, ``upstream_errors``."""
+        """``requests``, ``upload_parts``, ``injected_500``, ``injected_503``, ``upstream_errors``,
+        ``stalled_<Operation>``."""
         with self._lock:
             return dict(self._counts)
 
@@ -196,6 +248,18 @@ class _Handler(BaseHTTPRequestHandler):
         proxy = self.server.proxy
         proxy._count("requests")
         body = self._body_chunks()
+        operation = operation_of(self.command, self.path, self.headers.get("X-Amz-Target"))
+        if operation in proxy.stalls:
+            whole = b"".join(body or ())
+            target = self.path.encode() + b" " + whole
+            if proxy.stall_match is None or proxy.stall_match in target:
+                proxy._count(f"stalled_{operation}")
+                proxy._stopping.wait(proxy.stalls[operation])  # not a byte back, then hang up
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            body = iter([whole]) if whole else None
         if is_upload_part(self.command, self.path):
             proxy._count("upload_parts")
             status = proxy._roll()

@@ -197,7 +197,12 @@ def test_environment_variables(template: dict[str, Any], resources: dict[str, An
         "SIGNED_URL_ALLOWED_HOSTS",
         "NOT_FOUND_GRACE_SECONDS",
         "RECORD_CONCURRENCY",
+        "MAX_RECEIVE_COUNT",
     }
+    # One parameter for both, so the function's last delivery is the queue's.
+    _, queue = next((n, r) for n, r in resources.items() if n == "SourceQueue")
+    assert env["MAX_RECEIVE_COUNT"] == queue["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+    assert env["MAX_RECEIVE_COUNT"] == ref("MaxReceiveCount")
     assert env["DEAD_LETTER_QUEUE_URL"] == ref("DeadLetterQueue")  # Ref of a queue is its URL
     assert env["RESULTS_PREFIX"] == ref("ResultsPrefix")
     assert env["TAO_TOKEN_AUTH_METHOD"] == ref("TaoTokenAuthMethod")
@@ -605,7 +610,9 @@ def test_events_are_shaped_like_lambdas_sqs_event(path: Path) -> None:
         assert all(isinstance(v, str) for v in record["attributes"].values())
         assert int(record["attributes"]["ApproximateReceiveCount"]) >= 1
         assert record["eventSource"] == "aws:sqs"
-        assert re.fullmatch(r"arn:aws:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+", record["eventSourceARN"])
+        # A FIFO queue's name ends in .fifo (events/sqs-fifo-batch.json).
+        queue_arn = r"arn:aws:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+(\.fifo)?"
+        assert re.fullmatch(queue_arn, record["eventSourceARN"])
         assert record["eventSourceARN"].split(":")[3] == record["awsRegion"]
         assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()  # SQS's own checksum
         assert isinstance(record["messageAttributes"], dict)

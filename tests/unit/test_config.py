@@ -134,3 +134,30 @@ def test_token_auth_method_defaults_to_auto_and_rejects_unknown_names():
     assert load_settings(REQUIRED).tao_token_auth_method == "auto"
     with pytest.raises(ConfigError, match="TAO_TOKEN_AUTH_METHOD"):
         load_settings({**REQUIRED, "TAO_TOKEN_AUTH_METHOD": "private_key_jwt"})
+
+
+def test_max_receive_count_is_optional_and_within_sqs_range():
+    assert load_settings(REQUIRED).max_receive_count is None
+    assert load_settings({**REQUIRED, "MAX_RECEIVE_COUNT": "5"}).max_receive_count == 5
+    for bad in ("0", "1001", "five"):
+        with pytest.raises(ConfigError, match="MAX_RECEIVE_COUNT"):
+            load_settings({**REQUIRED, "MAX_RECEIVE_COUNT": bad})
+
+
+def test_a_grace_the_deliveries_cannot_cover_is_refused_naming_both_settings():
+    # 5 deliveries with a 10 s base: the last comes at least 5 + 10 + 20 + 40 = 75 s after the first.
+    environ = {**REQUIRED, "MAX_RECEIVE_COUNT": "5", "RETRY_BACKOFF_BASE_SECONDS": "10"}
+    assert load_settings({**environ, "NOT_FOUND_GRACE_SECONDS": "75"}).not_found_grace_seconds == 75
+    with pytest.raises(ConfigError, match=r"NOT_FOUND_GRACE_SECONDS.*MAX_RECEIVE_COUNT"):
+        load_settings({**environ, "NOT_FOUND_GRACE_SECONDS": "76"})
+    # The backoff ceiling shortens the gaps: 5 + 10 + 15 + 15 = 45 s.
+    with pytest.raises(ConfigError, match=r"RETRY_BACKOFF_MAX_SECONDS=15"):
+        load_settings({**environ, "RETRY_BACKOFF_MAX_SECONDS": "15", "NOT_FOUND_GRACE_SECONDS": "46"})
+
+
+def test_the_grace_check_needs_a_known_count_and_a_backoff():
+    # Without MAX_RECEIVE_COUNT the count is read from the queue later; with no backoff the gaps are
+    # the queue's visibility timeout, which the function does not know.
+    assert load_settings({**REQUIRED, "NOT_FOUND_GRACE_SECONDS": "86400"}).max_receive_count is None
+    environ = {**REQUIRED, "MAX_RECEIVE_COUNT": "2", "RETRY_BACKOFF_BASE_SECONDS": "0"}
+    assert load_settings({**environ, "NOT_FOUND_GRACE_SECONDS": "86400"}).not_found_grace_seconds == 86400

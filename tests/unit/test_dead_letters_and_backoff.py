@@ -1,12 +1,18 @@
+import hashlib
 import json
 from datetime import UTC, datetime
 
 import pytest
 
-from tao_results.dead_letters import dead_letter_attributes, dead_letter_body
-from tao_results.errors import PermanentError
-from tao_results.redaction import REDACTED, SecretRegistry
-from tao_results.redelivery import backoff_seconds
+from tao_results.dead_letters import (
+    DEAD_LETTER_MAX_BYTES,
+    dead_letter_attributes,
+    dead_letter_body,
+    serialise,
+)
+from tao_results.errors import PermanentError, TransientError
+from tao_results.redaction import REDACTED, SECRETS, SecretRegistry
+from tao_results.redelivery import backoff_seconds, minimum_redelivery_span
 
 RECORD = {"messageId": "m-1", "body": '{"referenceId": "r"}', "attributes": {"ApproximateReceiveCount": "3"}}
 
@@ -59,3 +65,44 @@ def test_registry_scrubs_known_values_and_credential_shapes():
         assert secret not in scrubbed
     assert scrubbed.count(REDACTED) == 4
     assert scrubbed.endswith("abc")
+
+
+def test_retries_exhausted_carries_the_last_failure_scrubbed():
+    SECRETS.add("tok-SECRET-1234567890")
+    last = TransientError("server_error", "gateway said tok-SECRET-1234567890", 503)
+    exhausted = PermanentError("retries_exhausted", "still failing on the last delivery")
+    body = dead_letter_body(RECORD, "r", exhausted, datetime(2026, 11, 28, tzinfo=UTC), last)
+    assert (body["reason"], body["lastReason"], body["lastHttpStatus"]) == (
+        "retries_exhausted",
+        "server_error",
+        503,
+    )
+    assert "tok-SECRET" not in body["lastDetail"]
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        pytest.param("\u0001" * 300_000, id="control-characters-escape-to-six-bytes"),
+        pytest.param('"\\' * 150_000, id="quotes-and-backslashes-double"),
+        pytest.param("\u00e9\U0001f600" * 60_000, id="multibyte"),
+        pytest.param("x" * (1024 * 1024), id="one-mebibyte"),
+    ],
+)
+def test_a_body_too_large_is_truncated_to_fit_the_dead_letter_limit(original):
+    record = {**RECORD, "body": original}
+    error = PermanentError("malformed_message", "not JSON")
+    body = dead_letter_body(record, None, error, datetime(2026, 11, 28, tzinfo=UTC))
+    size = len(serialise(body).encode())
+    assert size <= DEAD_LETTER_MAX_BYTES
+    assert size > DEAD_LETTER_MAX_BYTES - 64  # the longest prefix that fits, not an arbitrary cut
+    assert body["originalBodyTruncated"] is True
+    assert original.startswith(body["originalBody"])
+    assert body["originalBodyBytes"] == len(original.encode())
+    assert body["originalBodySha256"] == hashlib.sha256(original.encode()).hexdigest()
+
+
+def test_minimum_redelivery_span_sums_the_shortest_backoffs():
+    assert minimum_redelivery_span(1, 10, 900) == 0
+    assert minimum_redelivery_span(5, 10, 900) == 5 + 10 + 20 + 40
+    assert minimum_redelivery_span(5, 10, 15) == 5 + 10 + 15 + 15

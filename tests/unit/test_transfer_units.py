@@ -3,7 +3,8 @@ import time
 
 import pytest
 
-from tao_results.errors import PermanentError
+from tao_results.deadline import Deadline
+from tao_results.errors import PermanentError, TransientError
 from tao_results.transfer import S3_MAX_PARTS, PartBuffers, part_size_for
 
 MiB = 1024 * 1024
@@ -62,3 +63,14 @@ def test_a_part_larger_than_the_budget_goes_alone():
     big = buffers.acquire(4 * MiB)  # would deadlock if it had to fit the budget
     assert len(big) == 4 * MiB
     buffers.release(big)
+
+
+def test_waiting_for_buffer_memory_ends_at_the_deadline():
+    buffers = PartBuffers(capacity_bytes=2 * MiB)
+    held = buffers.acquire(2 * MiB)  # another record's upload holds the whole budget
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="deadline"):
+        buffers.acquire(MiB, Deadline(time.monotonic() + 0.3))
+    assert 0.25 < time.monotonic() - started < 2.0
+    buffers.release(held)
+    assert len(buffers.acquire(MiB, Deadline(time.monotonic() + 0.3))) == MiB  # the budget is intact

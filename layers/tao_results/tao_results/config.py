@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from tao_results.redelivery import minimum_redelivery_span
 from tao_results.url_policy import AMAZON_S3, parse_allow_entry
 
 MiB = 1024 * 1024
@@ -52,6 +53,8 @@ class Settings:
     token_refresh_margin_seconds: float = 60.0
     retry_backoff_base_seconds: float = 10.0
     retry_backoff_max_seconds: float = 900.0
+    # The source queue's RedrivePolicy maxReceiveCount; None: read from the queue on first use.
+    max_receive_count: int | None = None
     service_name: str = "tao-results-to-s3"
     metrics_namespace: str = "TaoResultsToS3"
     log_level: str = "INFO"
@@ -67,7 +70,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     reader = _Reader(environ)
     allow_plain_http = reader.flag("ALLOW_INSECURE_HTTP")
     base_url = reader.base_url("TAO_BASE_URL", allow_plain_http)
-    return Settings(
+    settings = Settings(
         tao_base_url=base_url,
         tao_token_url=reader.tao_url("TAO_TOKEN_URL", base_url + DEFAULT_TOKEN_PATH, allow_plain_http),
         tao_download_path=reader.download_path("TAO_DOWNLOAD_PATH"),
@@ -93,6 +96,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         token_refresh_margin_seconds=reader.number("TOKEN_REFRESH_MARGIN_SECONDS", 60.0, 0.0, 3600.0),
         retry_backoff_base_seconds=reader.number("RETRY_BACKOFF_BASE_SECONDS", 10.0, 0.0, 900.0),
         retry_backoff_max_seconds=reader.number("RETRY_BACKOFF_MAX_SECONDS", 900.0, 0.0, 43200.0),
+        # SQS's range for a RedrivePolicy's maxReceiveCount.
+        max_receive_count=reader.optional_integer("MAX_RECEIVE_COUNT", 1, 1000),
         service_name=reader.text("POWERTOOLS_SERVICE_NAME", default="tao-results-to-s3"),
         metrics_namespace=reader.text("POWERTOOLS_METRICS_NAMESPACE", default="TaoResultsToS3"),
         log_level=reader.log_level(),
@@ -101,6 +106,33 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         and not reader.flag("POWERTOOLS_TRACE_DISABLED"),
         tao_token_auth_method=reader.choice("TAO_TOKEN_AUTH_METHOD", TOKEN_AUTH_METHODS, default="auto"),
     )
+    check_grace_fits(settings)
+    return settings
+
+
+def check_grace_fits(settings: Settings) -> None:
+    """Refuse a ``NOT_FOUND_GRACE_SECONDS`` the queue's deliveries cannot cover.
+
+    The last allowed delivery comes at least ``minimum_redelivery_span(MAX_RECEIVE_COUNT,
+    RETRY_BACKOFF_BASE_SECONDS, RETRY_BACKOFF_MAX_SECONDS)`` seconds after the first (see
+    ``redelivery``); a grace longer than that would run out of deliveries while a 404 still reads
+    as "not ready yet". Checked only when both are known: with ``RETRY_BACKOFF_BASE_SECONDS=0`` the
+    gaps are the queue's visibility timeout, and without ``MAX_RECEIVE_COUNT`` the count is read
+    from the queue later.
+    """
+    grace, count = settings.not_found_grace_seconds, settings.max_receive_count
+    if grace <= 0 or count is None or settings.retry_backoff_base_seconds <= 0:
+        return
+    span = minimum_redelivery_span(
+        count, settings.retry_backoff_base_seconds, settings.retry_backoff_max_seconds
+    )
+    if span < grace:
+        raise ConfigError(
+            f"NOT_FOUND_GRACE_SECONDS ({grace:g}) does not fit in MAX_RECEIVE_COUNT ({count}) deliveries:"
+            f" with RETRY_BACKOFF_BASE_SECONDS={settings.retry_backoff_base_seconds:g} and"
+            f" RETRY_BACKOFF_MAX_SECONDS={settings.retry_backoff_max_seconds:g} the last delivery may come"
+            f" {span:g} s after the first; raise MAX_RECEIVE_COUNT or the backoff, or lower the grace"
+        )
 
 
 def _host_entry(url: str) -> str:
@@ -162,6 +194,11 @@ class _Reader:
         if value not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         return value
+
+    def optional_integer(self, name: str, minimum: int, maximum: int) -> int | None:
+        if self._raw(name) is None:
+            return None
+        return self.integer(name, minimum, minimum, maximum)
 
     def flag(self, name: str) -> bool:
         return (self._raw(name) or "").lower() in ("1", "true", "yes", "on")

@@ -1,13 +1,23 @@
-"""Permanent failures go to the dead-letter queue, with the original body and a reason."""
+"""Permanent failures go to the dead-letter queue, with the original body and a reason.
+
+Size: an SQS message (body plus message attributes' names, types and values) may hold up to
+1 MiB since 2025, but a queue's ``MaximumMessageSize`` still defaults to 256 KiB (262,144 bytes) and
+the template keeps that default for the DLQ, while a source message may be up to 1 MiB and JSON
+escaping grows it (a control character becomes six bytes). So a dead letter whose serialised size
+(the exact ``json.dumps`` we send, UTF-8) would pass :data:`DEAD_LETTER_MAX_BYTES` carries the start
+of the original body, with ``originalBodyBytes``, ``originalBodySha256`` (of the whole UTF-8 body)
+and ``originalBodyTruncated: true``.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from tao_results.errors import PermanentError, TransientError
+from tao_results.errors import PermanentError, ProcessingError, TransientError
 from tao_results.redaction import SECRETS
 
 if TYPE_CHECKING:
@@ -15,12 +25,20 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
 
 DEAD_LETTER_SCHEMA_VERSION = "1"
+# The default (and the template's) MaximumMessageSize of an SQS queue, less room for the attributes.
+SQS_DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
+DEAD_LETTER_MAX_BYTES = SQS_DEFAULT_MAX_MESSAGE_BYTES - 2 * 1024
 
 
 def dead_letter_body(
-    record: Mapping[str, Any], reference_id: str | None, error: PermanentError, failed_at: datetime
+    record: Mapping[str, Any],
+    reference_id: str | None,
+    error: PermanentError,
+    failed_at: datetime,
+    last: ProcessingError | None = None,
 ) -> dict[str, Any]:
-    return {
+    """The DLQ body; ``last`` is the failure that exhausted the retries (``retries_exhausted``)."""
+    body: dict[str, Any] = {
         "referenceId": reference_id,
         "reason": error.reason,
         "httpStatus": error.http_status,
@@ -31,6 +49,44 @@ def dead_letter_body(
         "failedAt": failed_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "attempts": _receive_count(record),
     }
+    if last is not None:
+        body["lastReason"] = last.reason
+        body["lastHttpStatus"] = last.http_status
+        body["lastDetail"] = SECRETS.scrub(last.detail)
+    return fit_body(body)
+
+
+def serialise(body: Mapping[str, Any]) -> str:
+    """The exact text sent as ``MessageBody``."""
+    return json.dumps(body, ensure_ascii=False)
+
+
+def fit_body(body: dict[str, Any], limit: int = DEAD_LETTER_MAX_BYTES) -> dict[str, Any]:
+    """``body`` if its serialisation fits in ``limit`` UTF-8 bytes, else with a truncated
+    ``originalBody`` (the longest prefix that fits) and the whole body's size and SHA-256."""
+    if len(serialise(body).encode(errors="surrogatepass")) <= limit:
+        return body
+    original = body.get("originalBody")
+    text = original if isinstance(original, str) else json.dumps(original, ensure_ascii=False)
+    raw = text.encode("utf-8", errors="surrogatepass")
+    fitted = {
+        **body,
+        "originalBody": "",
+        "originalBodyBytes": len(raw),
+        "originalBodySha256": hashlib.sha256(raw).hexdigest(),
+        "originalBodyTruncated": True,
+    }
+    # The longest prefix that fits, by bisection on characters (escaping makes bytes non-linear).
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        fitted["originalBody"] = text[:middle]
+        if len(serialise(fitted).encode(errors="surrogatepass")) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    fitted["originalBody"] = text[:low]
+    return fitted
 
 
 def dead_letter_attributes(
@@ -59,11 +115,17 @@ class DeadLetterQueue:
         self._fifo = queue_url.endswith(".fifo")
         self._clock = clock
 
-    def send(self, record: Mapping[str, Any], reference_id: str | None, error: PermanentError) -> None:
+    def send(
+        self,
+        record: Mapping[str, Any],
+        reference_id: str | None,
+        error: PermanentError,
+        last: ProcessingError | None = None,
+    ) -> None:
         """Send the dead letter; if that fails the record must be retried, so raise TransientError."""
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - lazy boto import
 
-        body = dead_letter_body(record, reference_id, error, self._clock())
+        body = dead_letter_body(record, reference_id, error, self._clock(), last)
         extra: dict[str, str] = {}
         if self._fifo:
             extra = {
@@ -73,7 +135,7 @@ class DeadLetterQueue:
         try:
             self._sqs().send_message(
                 QueueUrl=self._queue_url,
-                MessageBody=json.dumps(body, ensure_ascii=False),
+                MessageBody=serialise(body),
                 MessageAttributes=dead_letter_attributes(reference_id, error),
                 **extra,  # type: ignore[arg-type]
             )

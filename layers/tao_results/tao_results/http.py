@@ -16,6 +16,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
+from tao_results.deadline import current_deadline
 from tao_results.errors import ProcessingError, TransientError
 from tao_results.literal_http import LiteralTargetAdapter, LiteralTargetHTTPSPool, LiteralTargetPool
 from tao_results.url_policy import IPAddress, SignedUrlPolicy, redact_url
@@ -192,8 +193,17 @@ def send(session: requests.Session, method: str, url: str, **kwargs: Any) -> req
     """``session.request`` with network failures mapped to TransientError (URL redacted).
 
     A connection refused by the storage session's policy comes out as that ``PermanentError``
-    (``signed_url_rejected``), also when a library wrapped it on the way.
+    (``signed_url_rejected``), also when a library wrapped it on the way. With a record's
+    deadline in scope (``deadline.deadline_scope``) the connect and read timeouts
+    are at most the time left, and no request starts after the deadline (TransientError
+    ``deadline``); the body is read against the deadline too (``read_bounded``, ``ResultBody``).
     """
+    deadline = current_deadline()
+    if deadline is not None:
+        timeout = kwargs.get("timeout")
+        connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        budget = deadline.budget(float(read) if read is not None else 60.0, f"{method} {redact_url(url)}")
+        kwargs["timeout"] = (budget if connect is None else min(float(connect), budget), budget)
     try:
         return session.request(method, url, allow_redirects=False, **kwargs)
     except requests.RequestException as error:
@@ -225,16 +235,30 @@ def _classified_cause(error: BaseException) -> ProcessingError | None:
 
 
 def read_bounded(response: requests.Response, limit: int = MAX_API_ANSWER_BYTES) -> bytes | None:
-    """The body if it is at most ``limit`` bytes, else None; the response is closed either way."""
+    """The body if it is at most ``limit`` bytes, else None; the response is closed either way.
+
+    Read piece by piece (``read1``: what has arrived), checking the deadline in scope between
+    pieces, so a server that trickles bytes cannot hold the record past its deadline.
+    """
+    deadline = current_deadline()
+    body = bytearray()
     try:
-        body = response.raw.read(limit + 1, decode_content=True)
+        while len(body) <= limit:
+            if deadline is not None:
+                deadline.check("reading an answer")
+            chunk = response.raw.read1(limit + 1 - len(body), decode_content=True)
+            if not chunk:
+                break
+            body += chunk
+    except TransientError:
+        raise
     except Exception as error:
         raise TransientError(
             "connection_error", f"reading the answer failed: {type(error).__name__}"
         ) from error
     finally:
         response.close()
-    return body if len(body) <= limit else None
+    return bytes(body) if len(body) <= limit else None
 
 
 def answer_detail(body: bytes | None) -> str:

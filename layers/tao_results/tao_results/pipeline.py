@@ -2,6 +2,11 @@
 
 Outcomes: the result is in S3 (return), the record is dead-lettered (return: it is done), or a
 TransientError propagates so the batch reports the record as failed and SQS delivers it again.
+
+On the last delivery the queue allows (``ApproximateReceiveCount`` >= its ``maxReceiveCount``, see
+redelivery) a failure is not left to SQS's redrive, which would move the raw body without a reason:
+the record is dead-lettered here as ``retries_exhausted`` with the last failure's reason, status
+and detail, or as ``not_found`` when the reference is still unknown.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 from tao_results.config import Settings
 from tao_results.dead_letters import DeadLetterQueue
-from tao_results.deadline import Deadline
+from tao_results.deadline import Deadline, deadline_scope
 from tao_results.errors import PermanentError, TransientError
 from tao_results.message import reference_id_from_body
 from tao_results.naming import object_key
@@ -46,27 +51,39 @@ class RecordProcessor:
     def process(self, record: Mapping[str, Any], deadline: Deadline) -> None:
         """Copy or dead-letter ``record``; raise TransientError if it must be delivered again."""
         request = _parse(record)
-        with self._correlated(request if isinstance(request, str) else None):
+        reference_id = request if isinstance(request, str) else None
+        # This runs on a worker thread: publish the deadline to the HTTP and AWS edges here.
+        with self._correlated(reference_id), deadline_scope(deadline):
             try:
                 deadline.check("record")  # a record that never starts needs no cleanup
+                # Read (once per queue) while there is time, not after a failure at the deadline.
+                self.retries.receive_limit(record)
                 if isinstance(request, PermanentError):
-                    self._dead_letter(record, None, request)
+                    self._dead_letter(record, None, request, deadline)
                 else:
                     self._copy_or_dead_letter(record, request, deadline)
             except TransientError as error:
-                self._retry_later(record, error)
+                if self._last_delivery(record, deadline):
+                    self._dead_letter(record, reference_id, _exhausted(error), deadline, last=error)
+                    return
+                self._retry_later(record, error, deadline)
                 raise
-            except Exception:
-                # A bug, not a classified failure: keep the message (SQS retries, then redrives it).
-                self.telemetry.transient_failure()
+            except Exception as bug:
+                # A bug, not a classified failure: keep the message (SQS retries it), but on the
+                # last delivery say why it is dead-lettered instead of leaving it to the redrive.
                 self.telemetry.logger.exception("Unexpected error, the message will be retried")
+                if self._last_delivery(record, deadline):
+                    internal = TransientError("internal_error", type(bug).__name__)
+                    self._dead_letter(record, reference_id, _exhausted(internal), deadline, last=internal)
+                    return
+                self.telemetry.transient_failure()
                 raise
 
     def _copy_or_dead_letter(self, record: Mapping[str, Any], reference_id: str, deadline: Deadline) -> None:
         try:
             result = self._copy_with_retries(reference_id, record, deadline)
         except PermanentError as error:
-            self._dead_letter(record, reference_id, error)
+            self._dead_letter(record, reference_id, error, deadline)
             return
         self.telemetry.copied(result.size, result.seconds)
         self.telemetry.logger.info(
@@ -76,9 +93,14 @@ class RecordProcessor:
             ),
         )
 
-    def _retry_later(self, record: Mapping[str, Any], error: TransientError) -> None:
+    def _last_delivery(self, record: Mapping[str, Any], deadline: Deadline) -> bool:
+        with deadline_scope(deadline.for_cleanup()):
+            return self.retries.is_last_delivery(record)
+
+    def _retry_later(self, record: Mapping[str, Any], error: TransientError, deadline: Deadline) -> None:
         self.telemetry.transient_failure()
-        delay = self.retries.defer(record, error)
+        with deadline_scope(deadline.for_cleanup()):
+            delay = self.retries.defer(record, error)
         self.telemetry.logger.warning(
             "Transient failure, the message will be retried",
             extra=log_fields(
@@ -100,7 +122,12 @@ class RecordProcessor:
             try:
                 return self._copy_once(reference_id, deadline)
             except PermanentError as error:
-                if error.reason == "not_found" and self._within_not_found_grace(record):
+                if (
+                    error.reason == "not_found"
+                    and self._within_not_found_grace(record)
+                    # No delivery is left to wait for the import: dead-letter it as not_found.
+                    and not self._last_delivery(record, deadline)
+                ):
                     raise TransientError(
                         "not_ready", f"not found yet, the import may still run: {error.detail}", 404
                     ) from error
@@ -152,9 +179,16 @@ class RecordProcessor:
         return self.wall_clock() - sent_at < grace
 
     def _dead_letter(
-        self, record: Mapping[str, Any], reference_id: str | None, error: PermanentError
+        self,
+        record: Mapping[str, Any],
+        reference_id: str | None,
+        error: PermanentError,
+        deadline: Deadline,
+        last: TransientError | None = None,
     ) -> None:
-        self.dead_letters.send(record, reference_id, error)
+        # A dead letter after the work deadline (retries exhausted by a stall) still gets sent.
+        with deadline_scope(deadline.for_cleanup()):
+            self.dead_letters.send(record, reference_id, error, last)
         self.telemetry.permanent_failure()
         self.telemetry.logger.error(
             "Permanent failure, message dead-lettered",
@@ -162,6 +196,7 @@ class RecordProcessor:
                 reason=error.reason,
                 detail=error.detail,
                 http_status=error.http_status,
+                last_reason=last.reason if last else None,
                 reference_id=reference_id,
                 message_id=record.get("messageId"),
             ),
@@ -184,6 +219,12 @@ def _parse(record: Mapping[str, Any]) -> str | PermanentError:
         return reference_id_from_body(record.get("body"))
     except PermanentError as malformed:
         return malformed
+
+
+def _exhausted(last: TransientError) -> PermanentError:
+    return PermanentError(
+        "retries_exhausted", f"still failing on the queue's last allowed delivery: {last.reason}"
+    )
 
 
 def _in_invocation_backoff(attempt: int, retry_after: float | None) -> float:

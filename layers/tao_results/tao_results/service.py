@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, SqsFifoPartialProcessor
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -18,7 +18,7 @@ from tao_results.aws import AwsClients
 from tao_results.config import Settings
 from tao_results.credentials import CredentialStore
 from tao_results.dead_letters import DeadLetterQueue
-from tao_results.deadline import Deadline
+from tao_results.deadline import Deadline, remaining_seconds
 from tao_results.http import Resolver, new_session, new_storage_session, system_resolver
 from tao_results.observability import Telemetry, create_telemetry, log_fields
 from tao_results.pipeline import RecordProcessor
@@ -36,24 +36,104 @@ class DownloadResultService:
     processor: RecordProcessor
     # Records run concurrently on these threads (their work is blocking I/O), at most N at once.
     record_workers: ThreadPoolExecutor
+    _margin_warned: bool = field(default=False, repr=False)
 
-    def handle_batch(
-        self, event: Mapping[str, Any], context: LambdaContext | None
-    ) -> PartialItemFailureResponse:
-        """Process an SQS event; answer the records to retry as ``batchItemFailures``."""
-        deadline = Deadline.from_context(context, self.settings.deadline_margin_seconds)
+    def handle_batch(self, event: object, context: LambdaContext | None) -> PartialItemFailureResponse:
+        """Process an SQS event; answer the records to retry as ``batchItemFailures``.
+
+        Lambda deletes every record of the batch not listed there. Anything else is answered with
+        an empty list and a log line, never an exception: an event that is not an SQS batch (a test
+        or direct invocation) has nothing to retry, and a record without ``messageId`` cannot be
+        listed (Lambda fails the whole batch on an invalid ``itemIdentifier``) nor come from SQS, so
+        it is skipped. A FIFO source queue (``.fifo`` ARN) is processed in order, one record at a
+        time, and after a failure the rest are reported failed unprocessed (Powertools'
+        ``SqsFifoPartialProcessor``), so SQS redelivers them in order.
+
+        The handler waits for a record at most until the deadline's abandon horizon: a record still
+        running then (every call it makes is bounded, so this is a backstop) is reported failed and
+        its thread ends by itself shortly after.
+        """
+        deadline = self._deadline(context)
+        records = _sqs_records(event, self.telemetry)
+        if not records:
+            return {"batchItemFailures": []}
+        if _is_fifo(records):
+            return self._handle_fifo(records, deadline, context)
 
         async def record_handler(record: SQSRecord) -> None:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(
-                self.record_workers, self.processor.process, record.raw_event, deadline
-            )
+            process = self.processor.process
+            work = loop.run_in_executor(self.record_workers, process, record.raw_event, deadline)
+            try:
+                await asyncio.wait_for(work, timeout=max(deadline.abandon_in(), 0.0))
+            except TimeoutError:
+                self.telemetry.logger.error(
+                    "Record still running at the deadline, reported failed",
+                    extra={"message_id": record.message_id},
+                )
+                raise
 
         batch = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        records = event.get("Records") or []
         with batch(records, record_handler, context):
             batch.async_process()
         return batch.response()
+
+    def _handle_fifo(
+        self, records: list[dict[str, Any]], deadline: Deadline, context: LambdaContext | None
+    ) -> PartialItemFailureResponse:
+        def record_handler(record: SQSRecord) -> None:
+            work = self.record_workers.submit(self.processor.process, record.raw_event, deadline)
+            work.result(timeout=max(deadline.abandon_in(), 0.0))
+
+        batch = SqsFifoPartialProcessor()
+        # Its constructor does not take the option; an all-failed batch is still a partial answer.
+        batch.raise_on_entire_batch_failure = False
+        with batch(records, record_handler, context):
+            batch.process()
+        return batch.response()
+
+    def _deadline(self, context: LambdaContext | None) -> Deadline:
+        deadline = Deadline.from_context(context, self.settings.deadline_margin_seconds)
+        if deadline.margin < self.settings.deadline_margin_seconds and not self._margin_warned:
+            self._margin_warned = True
+            self.telemetry.logger.warning(
+                "DEADLINE_MARGIN_SECONDS is too large for the function's timeout, clamped",
+                extra={
+                    "configured_margin_seconds": self.settings.deadline_margin_seconds,
+                    "margin_seconds": round(deadline.margin, 3),
+                    "invocation_seconds": round(remaining_seconds(context), 3),
+                },
+            )
+        return deadline
+
+
+def _sqs_records(event: object, telemetry: Telemetry) -> list[dict[str, Any]]:
+    """The records of an SQS event that can be processed and reported; the rest are logged."""
+    raw = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(raw, list):
+        telemetry.logger.warning(
+            "Not an SQS batch event, nothing to process", extra={"event_type": type(event).__name__}
+        )
+        return []
+    records = []
+    for position, record in enumerate(raw):
+        if isinstance(record, Mapping) and isinstance(record.get("messageId"), str) and record["messageId"]:
+            records.append(dict(record))
+        else:
+            telemetry.logger.error(
+                "Record without messageId skipped: it cannot be reported for retry",
+                extra={"position": position, "event_source": _event_source(record)},
+            )
+    return records
+
+
+def _event_source(record: object) -> str | None:
+    source = record.get("eventSource") if isinstance(record, Mapping) else None
+    return source if isinstance(source, str) else None
+
+
+def _is_fifo(records: list[dict[str, Any]]) -> bool:
+    return any(str(record.get("eventSourceARN", "")).endswith(".fifo") for record in records)
 
 
 def build_service(
@@ -122,6 +202,7 @@ def build_service(
             settings.retry_backoff_base_seconds,
             settings.retry_backoff_max_seconds,
             on_error=telemetry.logger.warning,
+            max_receive_count=settings.max_receive_count,
         ),
         telemetry=telemetry,
     )

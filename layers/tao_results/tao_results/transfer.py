@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tao_results.config import MiB
-from tao_results.deadline import Deadline
-from tao_results.errors import PermanentError, ProcessingError, error_for_aws
+from tao_results.deadline import Deadline, deadline_scope
+from tao_results.errors import PermanentError, ProcessingError, TransientError, error_for_aws
 from tao_results.storage import ResultBody
 
 if TYPE_CHECKING:
@@ -52,10 +52,17 @@ class PartBuffers:
         self._free: dict[int, list[bytearray]] = {}
         self._condition = threading.Condition()
 
-    def acquire(self, size: int) -> bytearray:
+    def acquire(self, size: int, deadline: Deadline | None = None) -> bytearray:
+        """A buffer of ``size`` bytes once the budget allows it; TransientError ``deadline`` if it
+        does not before ``deadline`` (other records' uploads hold the memory)."""
         with self._condition:
             # A part larger than the whole budget may still go, alone.
-            self._condition.wait_for(lambda: self._in_use == 0 or self._in_use + size <= self._capacity)
+            granted = self._condition.wait_for(
+                lambda: self._in_use == 0 or self._in_use + size <= self._capacity,
+                timeout=None if deadline is None else max(deadline.remaining(), 0.0),
+            )
+            if not granted:
+                raise TransientError("deadline", "waited for part-buffer memory until the deadline")
             self._in_use += size
             free = self._free.get(size)
             if free:
@@ -118,7 +125,7 @@ class S3Writer:
     def copy(self, body: ResultBody, key: str, metadata: dict[str, str], deadline: Deadline) -> CopyResult:
         started = time.monotonic()
         part_size = part_size_for(body.expected_length, self._part_size)
-        first = self._buffers.acquire(part_size)
+        first = self._buffers.acquire(part_size, deadline)
         handed_over = False
         try:
             filled = body.read_into(first, deadline)
@@ -167,6 +174,7 @@ class _MultipartUpload:
         self._concurrency = concurrency
         self._key = key
         self._upload_id = ""
+        self._deadline: Deadline | None = None
         self._in_flight: dict[Future[dict[str, Any]], bytearray] = {}
         self._completed: list[dict[str, Any]] = []
 
@@ -180,6 +188,7 @@ class _MultipartUpload:
         deadline: Deadline,
     ) -> int:
         """Upload ``first`` (already read) and the rest of ``body``; return the number of parts."""
+        self._deadline = deadline
         try:
             self._upload_id = self._calls(
                 "CreateMultipartUpload",
@@ -196,7 +205,7 @@ class _MultipartUpload:
             self._submit(number, first, part_size)
             while True:
                 deadline.check("copy")
-                buffer = self._buffers.acquire(part_size)
+                buffer = self._buffers.acquire(part_size, deadline)
                 try:
                     filled = body.read_into(buffer, deadline)
                 except BaseException:
@@ -235,16 +244,20 @@ class _MultipartUpload:
 
     def _upload_part(self, number: int, buffer: bytearray, length: int) -> dict[str, Any]:
         # The buffer goes back to the budget here, on the upload thread, never waiting on the reader.
+        # The executor does not carry the record's context: publish its deadline on this thread.
         try:
             data = buffer if length == len(buffer) else bytes(memoryview(buffer)[:length])
-            answer = self._calls(
-                "UploadPart",
-                Key=self._key,
-                UploadId=self._upload_id,
-                PartNumber=number,
-                Body=data,
-                ChecksumAlgorithm="CRC32",
-            )
+            with contextlib.ExitStack() as scope:
+                if self._deadline is not None:
+                    scope.enter_context(deadline_scope(self._deadline))
+                answer = self._calls(
+                    "UploadPart",
+                    Key=self._key,
+                    UploadId=self._upload_id,
+                    PartNumber=number,
+                    Body=data,
+                    ChecksumAlgorithm="CRC32",
+                )
         finally:
             self._buffers.release(buffer)
         part = {"PartNumber": number, "ETag": answer["ETag"]}
@@ -263,11 +276,16 @@ class _MultipartUpload:
         for future, buffer in self._in_flight.items():
             if future.cancel():  # never started, so its upload thread will not release the buffer
                 self._buffers.release(buffer)
+        # Each in-flight UploadPart ends by the deadline (its attempts are bounded, see aws).
         wait(self._in_flight)
         self._in_flight.clear()
-        # If even the abort fails, the bucket's lifecycle rule removes the parts later.
-        with contextlib.suppress(ProcessingError):
-            self._calls("AbortMultipartUpload", Key=self._key, UploadId=self._upload_id)
+        # The work deadline may have passed: the abort gets the cleanup time. If even the abort
+        # fails or stalls, the bucket's lifecycle rule removes the parts later.
+        with contextlib.ExitStack() as scope:
+            if self._deadline is not None:
+                scope.enter_context(deadline_scope(self._deadline.for_cleanup()))
+            with contextlib.suppress(ProcessingError):
+                self._calls("AbortMultipartUpload", Key=self._key, UploadId=self._upload_id)
 
 
 def _snake_case(operation: str) -> str:
