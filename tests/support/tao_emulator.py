@@ -28,7 +28,8 @@ Endpoints (all on one ``base_url`` such as ``http://127.0.0.1:40123``)
     ``{"signedUrl": "..."}``. ``ready_after_calls=N`` makes the first N *authorised* calls for a
     reference answer 404 (faulted or unauthorised calls do not count).
 ``GET /storage/results/{referenceId}/{filename}?X-Amz-...``
-    An S3-like presigned URL (``X-Amz-Algorithm/Credential/Date/Expires/SignedHeaders/Signature``,
+    An S3-like presigned URL (``X-Amz-Algorithm/Credential/Date/Expires/SignedHeaders/Signature``
+    and, as for temporary credentials, ``X-Amz-Security-Token`` with ``+/=`` in it),
     the signature an HMAC-SHA256 over path, date and expiry with a per-emulator key). Like S3: an
     ``Authorization`` header → 400 XML ``InvalidArgument`` "Only one auth mechanism allowed" (the
     XML echoes the header value in ``ArgumentValue``, as S3 does); bad signature → 403
@@ -63,7 +64,8 @@ tokens stay valid); ``revoke_tokens()``; ``set_scopes([...])`` (for tokens issue
 ``advance_clock(seconds)`` (moves the emulator's clock: token expiry and URL expiry);
 ``reset()`` (results, faults, stats, log, tokens, clock, fault RNG); ``stats()``,
 ``requests_log()``, ``issued_tokens()``, ``issued_signatures()`` (every token and every
-X-Amz-Signature ever handed out, so tests can grep logs for leaks).
+X-Amz-Signature ever handed out, so tests can grep logs for leaks), ``issued_url_credentials()``
+(every ``X-Amz-Credential`` and ``X-Amz-Security-Token`` value of the signed URLs).
 
 Settings: ``client_id`` ("demo-client"), ``client_secret`` ("demo-secret"), ``token_expires_in``
 (3600), ``signed_url_ttl`` (300), ``latency_ms`` (0, slept before every TAO and storage answer,
@@ -73,7 +75,12 @@ not admin calls), ``scopes`` (["rostering"]), ``random_fault_rate`` (0.0), ``ran
 ``token_auth_methods`` (all of :data:`TOKEN_AUTH_METHODS`: the client-authentication forms the
 token endpoint takes, any subset), ``token_rejection`` ("400_invalid_request", how it refuses
 another form), ``token_expires_in_as`` ("int" | "string" | "absent"), ``token_reject_all``
-(False: True refuses every token request with the ``token_rejection`` answer).
+(False: True refuses every token request with the ``token_rejection`` answer),
+``echo_credentials`` (False): every error answer of the token endpoint, the Download API and the
+storage quotes what the request carried (its ``Authorization`` value, its query string, its form
+body, decoded), as gateways and WAFs do. The quote cycles through the forms an echo takes: raw,
+JSON-escaped (ASCII), percent-encoded, JSON-escaped twice; it goes in the JSON ``message``, in the
+S3 XML ``Message`` (XML-escaped), or after a text body. ``stats()["echoed_errors"]`` counts them.
 
 Faults
 ------
@@ -353,6 +360,7 @@ class _Settings:
     token_rejection: str = "400_invalid_request"
     token_expires_in_as: str = "int"
     token_reject_all: bool = False
+    echo_credentials: bool = False
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name for f in dataclasses.fields(self)}
@@ -510,6 +518,7 @@ class TaoEmulator:
             self._tokens: dict[str, _Token] = {}
             self._issued_tokens: list[str] = []
             self._issued_signatures: list[str] = []
+            self._issued_url_credentials: list[str] = []
             self._log: list[dict[str, Any]] = []
             self._clock_offset = 0.0
             self._rng = random.Random(self._settings.random_fault_seed)
@@ -527,6 +536,7 @@ class TaoEmulator:
             "random_faults_injected": Counter(),
             "admin_requests": 0,
             "bytes_served": 0,
+            "echoed_errors": 0,
         }
 
     def start(self) -> TaoEmulator:
@@ -681,6 +691,10 @@ class TaoEmulator:
         with self._lock:
             return list(self._issued_signatures)
 
+    def issued_url_credentials(self) -> list[str]:
+        with self._lock:
+            return list(self._issued_url_credentials)
+
     # ---- internals used by the handler ---------------------------------------------------------
 
     def _now(self) -> float:
@@ -778,14 +792,18 @@ class TaoEmulator:
         amz_date = datetime.fromtimestamp(issued_at, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
         path = f"{STORAGE_PREFIX}{quote(info.reference_id, safe='')}/{quote(info.filename, safe='')}"
         signature = self._signature(path, amz_date, str(ttl))
+        credential = f"{_FAKE_ACCESS_KEY}/{amz_date[:8]}/{_REGION}/s3/aws4_request"
+        session_token = base64.b64encode(secrets.token_bytes(48) + b"\xfb\xff").decode("ascii")
         with self._lock:
             self._issued_signatures.append(signature)
+            self._issued_url_credentials += [credential, session_token]
         query = urlencode(
             {
                 "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
-                "X-Amz-Credential": f"{_FAKE_ACCESS_KEY}/{amz_date[:8]}/{_REGION}/s3/aws4_request",
+                "X-Amz-Credential": credential,
                 "X-Amz-Date": amz_date,
                 "X-Amz-Expires": str(ttl),
+                "X-Amz-Security-Token": session_token,
                 "X-Amz-SignedHeaders": "host",
                 "X-Amz-Signature": signature,
             },
@@ -835,6 +853,7 @@ _ADMIN_PLAIN_METHODS = frozenset(
         "requests_log",
         "issued_tokens",
         "issued_signatures",
+        "issued_url_credentials",
     ]
 )
 
@@ -922,6 +941,7 @@ class _Handler(BaseHTTPRequestHandler):
     fault_kind: str | None
     authorization_present: bool
     client_auth: str | None = None
+    request_body: bytes
 
     @property
     def emulator(self) -> TaoEmulator:
@@ -1004,6 +1024,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "status": status,
                 "authorization_present": self.authorization_present,
                 "client_auth": self.client_auth,
+                "trace_header_present": "X-Amzn-Trace-Id" in self.headers,
                 "fault": self.fault_kind,
                 "client": f"{host}:{port}",
             }
@@ -1023,6 +1044,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(
         self, status: int, body: str | bytes, content_type: str | None, headers: dict[str, str] | None = None
     ) -> None:
+        if status >= 400 and self.stage in ("token", "download", "storage"):
+            body = self._echoed(body, content_type)
         payload = body.encode() if isinstance(body, str) else body
         all_headers: dict[str, str] = {}
         if content_type is not None:
@@ -1031,6 +1054,39 @@ class _Handler(BaseHTTPRequestHandler):
         self._start(status, all_headers, len(payload))
         if self.command != "HEAD":
             self.wfile.write(payload)
+
+    def _echoed(self, body: str | bytes, content_type: str | None) -> str | bytes:
+        """``body`` quoting the request's credentials when ``echo_credentials`` is on."""
+        emulator = self.emulator
+        with emulator._lock:
+            if not emulator._settings.echo_credentials:
+                return body
+            emulator._stats["echoed_errors"] += 1
+            form = emulator._stats["echoed_errors"] % 4
+        query = self.path.partition("?")[2]
+        sent = (
+            f"Authorization: {self.headers.get('Authorization', '')}; query: {unquote(query)}; "
+            f"body: {unquote_plus(self.request_body.decode('utf-8', errors='replace'))}"
+        )
+        echo = [
+            sent,
+            json.dumps(sent)[1:-1],
+            quote(sent, safe=""),
+            json.dumps(json.dumps(sent))[1:-1],
+        ][form]
+        text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+        media_type = (content_type or "").split(";")[0].strip().lower()
+        if media_type == "application/json":
+            try:
+                document = json.loads(text)
+            except ValueError:
+                document = None
+            if isinstance(document, dict):
+                document["message"] = f"rejected request ({echo}): {document.get('message', '')}"
+                return json.dumps(document)
+        if media_type == "application/xml" and "<Message>" in text:
+            return text.replace("<Message>", f"<Message>{_xml_escape(echo)} ", 1)
+        return f"{text} (request: {echo})"
 
     def _send_json(self, status: int, document: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(document), "application/json", headers)
@@ -1061,8 +1117,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.fault_kind = None
         self.authorization_present = "Authorization" in self.headers
         self.client_auth = None
+        self.request_body = b""
         try:
             body = self._read_body()
+            self.request_body = body
         except ValueError:
             self._send_json(413, {"message": "Request body too large or malformed"})
             return
@@ -1550,6 +1608,9 @@ class EmulatorAdmin:
 
     def issued_signatures(self) -> list[str]:
         return cast("list[str]", self._call("issued_signatures"))
+
+    def issued_url_credentials(self) -> list[str]:
+        return cast("list[str]", self._call("issued_url_credentials"))
 
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]

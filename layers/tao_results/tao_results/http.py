@@ -9,6 +9,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from tao_results.errors import TransientError
+from tao_results.redaction import SECRETS
 from tao_results.url_policy import redact_url
 
 MAX_API_ANSWER_BYTES = 64 * 1024
@@ -51,7 +52,7 @@ def read_bounded(response: requests.Response, limit: int = MAX_API_ANSWER_BYTES)
 
 
 def answer_detail(body: bytes | None) -> str:
-    """A short human-readable detail from an error answer: its JSON ``message`` or its text."""
+    """A short detail from an error answer (its JSON ``message`` or its text), credentials masked."""
     if not body:
         return "(empty answer)"
     text = body.decode("utf-8", errors="replace")
@@ -64,5 +65,6 @@ def answer_detail(body: bytes | None) -> str:
             if isinstance(payload.get(key), str):
                 text = payload[key]
                 break
-    text = " ".join(text.split())
-    return text[:MAX_DETAIL_CHARACTERS]
+    # Scrubbed whole before anything changes it: a cut through an echoed secret would leave a prefix
+    # no scrub matches, and folding whitespace would alter a secret that contains some.
+    return " ".join(SECRETS.scrub(text).split())[:MAX_DETAIL_CHARACTERS]
