@@ -598,7 +598,7 @@ def test_parameters_with_defaults_satisfy_their_own_constraints(params: dict[str
 
 
 def test_every_checkov_skip_is_justified_in_the_docs(resources: dict[str, Any]) -> None:
-    doc = (ROOT / "docs" / "security-scan.md").read_text(encoding="utf-8")
+    doc = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
     skips = [
         (name, skip)
         for name, resource in resources.items()
@@ -607,7 +607,7 @@ def test_every_checkov_skip_is_justified_in_the_docs(resources: dict[str, Any]) 
     assert skips
     for name, skip in skips:
         assert len(skip.get("comment", "")) > 20, (name, skip)
-        assert skip["id"] in doc, f"{skip['id']} on {name} is not in docs/security-scan.md"
+        assert skip["id"] in doc, f"{skip['id']} on {name} is not in docs/security.md"
 
 
 # ----------------------------------------------------------------------------- samconfig and requirements
