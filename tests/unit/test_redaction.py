@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
 
 from tao_results.http import MAX_DETAIL_CHARACTERS, answer_detail
+from tao_results.observability import RedactingFilter, redact_trace_document
 from tao_results.redaction import (
     ACCESS_TOKEN,
     CLIENT_SECRET,
@@ -128,3 +130,28 @@ def test_a_detail_is_scrubbed_before_it_is_cut() -> None:
 def test_a_secret_with_whitespace_is_scrubbed_before_whitespace_is_folded() -> None:
     SECRETS.pin(CLIENT_SECRET, "two  spaces\tand a tab")
     assert "spaces" not in answer_detail(b"echo: two  spaces\tand a tab!")
+
+
+def test_trace_documents_lose_url_queries_and_known_credentials() -> None:
+    SECRETS.pin(ACCESS_TOKEN, TOKEN)
+    document = json.dumps(
+        {
+            "http": {"request": {"url": "https://bucket.s3.amazonaws.com/k?X-Amz-Signature=abc&a=1"}},
+            "cause": {
+                "exceptions": [{"message": f"Max retries exceeded with url: /k?sig=x (Bearer {TOKEN})"}]
+            },
+        }
+    )
+    redacted = redact_trace_document(document)
+    assert "https://bucket.s3.amazonaws.com/k?<redacted>" in redacted
+    assert "X-Amz-Signature" not in redacted and "sig=x" not in redacted and TOKEN not in redacted
+    json.loads(redacted)
+
+
+def test_records_for_other_handlers_are_scrubbed_and_a_bad_one_does_not_raise() -> None:
+    SECRETS.pin(CLIENT_SECRET, SECRET)
+    record = logging.LogRecord("urllib3", logging.WARNING, __file__, 1, "answer: %s", (SECRET,), None)
+    assert RedactingFilter().filter(record)
+    assert record.getMessage() == f"answer: {REDACTED}"
+    broken = logging.LogRecord("x", logging.WARNING, __file__, 1, "%s %s", ("only one",), None)
+    assert RedactingFilter().filter(broken)

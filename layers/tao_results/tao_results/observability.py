@@ -46,12 +46,15 @@ class RedactingFilter(logging.Filter):
     """For handlers we do not format ourselves (the runtime's, on the root logger): scrub the text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg, record.args = SECRETS.scrub(record.getMessage()), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = SECRETS.scrub(record.exc_text)
+        try:
+            if isinstance(record.msg, str):
+                record.msg, record.args = SECRETS.scrub(record.getMessage()), None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = SECRETS.scrub(record.exc_text)
+        except Exception:  # a malformed log call: the handler reports it, the caller must not fail
+            return True
         return True
 
 
