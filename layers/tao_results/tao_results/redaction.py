@@ -111,7 +111,8 @@ class SecretRegistry:
     def __init__(self, capacity: int = RECENT_CAPACITY) -> None:
         self._capacity = capacity
         self._pinned: dict[str, str] = {}
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        # Recent value → its forms, computed once (a rebuild happens on every signed URL).
+        self._recent: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._lock = threading.Lock()
         self._forms: tuple[str, ...] = ()
 
@@ -158,7 +159,8 @@ class SecretRegistry:
     def _remember(self, value: str) -> None:
         if len(value) < MIN_SECRET_LENGTH:
             return
-        self._recent[value] = None
+        if value not in self._recent:
+            self._recent[value] = forms_of(value)
         self._recent.move_to_end(value)
         while len(self._recent) > self._capacity:
             self._recent.popitem(last=False)
@@ -168,8 +170,8 @@ class SecretRegistry:
         for value in self._pinned.values():
             if len(value) >= MIN_SECRET_LENGTH:
                 forms |= forms_of(value, basic=True)
-        for value in self._recent:
-            forms |= forms_of(value)
+        for value_forms in self._recent.values():
+            forms |= value_forms
         # Replaced atomically: scrub() reads it without the lock.
         self._forms = tuple(sorted(forms, key=len, reverse=True))
 
