@@ -106,7 +106,9 @@ def leak_run(moto_server: MotoServer) -> Iterator[LeakRun]:
         XRayDaemon() as daemon,
         lambda_tracing(daemon),
     ):
-        tao.configure(echo_credentials=True)
+        # Only HTTP Basic: the function's first form (client_secret in the body) is refused, with
+        # the body quoted, then every token request carries the secret in an Authorization header.
+        tao.configure(echo_credentials=True, token_auth_methods=["client_secret_basic"])
         # requests' ConnectionError quotes the whole URL, signature included.
         refused = f"http://127.0.0.1:{free_loopback_port()}/{{signed_path}}"
         tao.add_fault(Fault("download", "signed_url", reference_id="good-00001", url=refused))
@@ -215,8 +217,13 @@ def test_the_run_was_hostile_traced_and_conserved(leak_run: LeakRun) -> None:
     assert result.stop_reason == "until_empty", result.table()
     # Every message in exactly one place (test_conservation checks which; here some good requests
     # are dead-lettered on purpose, with answers that quote credentials).
-    assert result.accounting.unplaced() == []
+    assert result.accounting.unplaced() == [], {
+        m: (result.sent[m].kind, result.sent[m].reference_id, result.accounting.places[m])
+        for m in result.accounting.unplaced()
+    }
     assert leak_run.echoed >= 10, "the emulator quoted too few requests to exercise the leak paths"
+    token_forms = {entry.get("client_auth") for entry in leak_run.requests if entry["stage"] == "token"}
+    assert "client_secret_basic" in token_forms, token_forms
     assert '"level":"DEBUG"' in leak_run.output, "the function logged nothing at DEBUG"
     names = {segment.get("name") for segment in leak_run.segments}
     assert "## lambda_handler" in names, sorted(filter(None, names))
