@@ -3,7 +3,7 @@
 #   1. cfn-lint (from .venv)                      5. sam build, arm64, no Docker (needs a Python 3.12;
 #   2. sam validate --lint                           skipped, loudly, when there is none)
 #   3. SAM transform of the template               6. checkov on the template (hard-fails on any finding
-#   4. layer dependencies resolve for the target      not skipped with a reason; see docs/security-scan.md)
+#   4. layer dependencies resolve for the target      not skipped with a reason; see docs/security.md)
 #      (pip --platform manylinux2014_aarch64 --python-version 3.12 --only-binary=:all:)
 # aws-sam-cli and checkov pin boto3/botocore differently from the project, so each lives in its own
 # git-ignored venv (.venv-sam, .venv-checkov), installed once; a version change reinstalls it.
@@ -204,7 +204,7 @@ print('imported from the build with', sys.version.split()[0] + ':', '$modules')"
 
 run_checkov() {
 	# Hard-fails (exit 1) on any failed check; the only exceptions are the Metadata.checkov.skip
-	# entries in template.yaml, each with a reason that docs/security-scan.md repeats.
+	# entries in template.yaml, each with a reason that docs/security.md repeats.
 	.venv-checkov/bin/checkov --version
 	.venv-checkov/bin/checkov --skip-download --compact --framework cloudformation secrets \
 		-f template.yaml -f samconfig.toml -f events/sqs-single.json -f events/sqs-batch.json

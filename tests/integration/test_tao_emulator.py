@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import requests
@@ -539,6 +539,53 @@ def test_request_log_never_holds_secrets(emu: TaoEmulator, session: requests.Ses
     stats = emu.stats()
     assert stats["token_requests"] == 1
     assert stats["storage_gets"] == {"R": 2}
+
+
+def test_signed_urls_carry_a_security_token_and_their_credentials_are_listed(
+    emu: TaoEmulator, session: requests.Session
+) -> None:
+    emu.add_result("R", size=10)
+    url = signed_url(session, emu.base_url, "R", token(session, emu.base_url))
+    query = parse_qs(urlsplit(url).query)
+    credential, security_token = query["X-Amz-Credential"][0], query["X-Amz-Security-Token"][0]
+    assert emu.issued_url_credentials() == [credential, security_token]
+    assert "+" in security_token or "/" in security_token  # percent-encoded in the URL
+    assert session.get(url, timeout=5).status_code == 200
+
+
+def test_echo_credentials_quotes_each_request_in_its_error_answer(
+    emu: TaoEmulator, session: requests.Session
+) -> None:
+    secret = 'se"cr\\et+%2F value'
+    emu.configure(client_secret=secret, echo_credentials=True)
+    emu.add_result("R", size=10)
+    form = {**CREDENTIALS, "client_secret": secret}
+    access = token(session, emu.base_url, client_secret=secret)
+    url = signed_url(session, emu.base_url, "R", access)
+    signature = parse_qs(urlsplit(url).query)["X-Amz-Signature"][0]
+    emu.add_fault(Fault("token", "status", status=503, times=4))
+    answers = [session.post(emu.base_url + TOKEN_PATH, data=form, timeout=5) for _ in range(4)]
+    expected = [
+        secret,  # raw
+        json.dumps(secret)[1:-1],  # JSON-escaped
+        quote(secret, safe=""),  # percent-encoded
+        json.dumps(json.dumps(secret)[1:-1])[1:-1],  # JSON-escaped twice
+    ]
+    # The echo counter started at 0; the 4 answers took forms 1, 2, 3, 0.
+    for answer, form_index in zip(answers, (1, 2, 3, 0), strict=True):
+        assert answer.status_code == 503
+        assert expected[form_index] in answer.json()["message"], (form_index, answer.text)
+    emu.add_fault(Fault("download", "status", status=500))
+    answer = session.get(f"{emu.base_url}/api/v1/download/R", headers=bearer(access), timeout=5)
+    assert access in answer.json()["message"]  # Bearer <token>, in whichever form: all the same
+    emu.add_fault(Fault("storage", "status", status=503))
+    answer = session.get(url, timeout=5)
+    assert s3_code(answer) == "SlowDown" and signature in answer.text
+    unauthorised = session.get(f"{emu.base_url}/api/v1/download/R", headers=bearer("nope"), timeout=5)
+    assert unauthorised.status_code == 401 and "Bearer nope" in unauthorised.text
+    assert emu.stats()["echoed_errors"] == 7
+    emu.configure(echo_credentials=False)
+    assert session.get(url, headers=bearer(access), timeout=5).text.count(access) == 1  # S3's own echo
 
 
 def test_reset_clears_everything(emu: TaoEmulator, session: requests.Session) -> None:

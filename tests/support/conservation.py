@@ -88,6 +88,7 @@ class Plan:
     function_timeout: float = 30.0
     max_seconds: float = 240.0
     log_level: str = "INFO"
+    environment: tuple[tuple[str, str], ...] = ()  # extra function environment (e.g. tracing)
 
     @property
     def total(self) -> int:
@@ -265,6 +266,7 @@ def function_overrides(plan: Plan, proxy_url: str) -> dict[str, str]:
         "RETRY_BACKOFF_BASE_SECONDS": "1",
         "RETRY_BACKOFF_MAX_SECONDS": "3",
         "POWERTOOLS_LOG_LEVEL": plan.log_level,
+        **dict(plan.environment),
     }
 
 

@@ -28,7 +28,8 @@ Endpoints (all on one ``base_url`` such as ``http://127.0.0.1:40123``)
     ``{"signedUrl": "..."}``. ``ready_after_calls=N`` makes the first N *authorised* calls for a
     reference answer 404 (faulted or unauthorised calls do not count).
 ``GET /storage/results/{referenceId}/{filename}?X-Amz-...``
-    An S3-like presigned URL (``X-Amz-Algorithm/Credential/Date/Expires/SignedHeaders/Signature``,
+    An S3-like presigned URL (``X-Amz-Algorithm/Credential/Date/Expires/SignedHeaders/Signature``
+    and, as for temporary credentials, ``X-Amz-Security-Token`` with ``+/=`` in it),
     the signature an HMAC-SHA256 over path, date and expiry with a per-emulator key). Like S3: an
     ``Authorization`` header → 400 XML ``InvalidArgument`` "Only one auth mechanism allowed" (the
     XML echoes the header value in ``ArgumentValue``, as S3 does); bad signature → 403
@@ -72,7 +73,9 @@ tokens stay valid); ``revoke_tokens()``; ``set_scopes([...])`` (for tokens issue
 ``reset()`` (results, faults, stats, log, tokens, clock, fault RNG); ``stats()``,
 ``requests_log()`` (per request: stage, method, path, raw ``request_line``, lower-cased
 ``header_names``, status, fault...), ``issued_tokens()``, ``issued_signatures()`` (every token and
-every X-Amz-Signature ever handed out, so tests can grep logs for leaks).
+every X-Amz-Signature ever handed out, so tests can grep logs for leaks),
+``issued_url_credentials()`` (every ``X-Amz-Credential`` and ``X-Amz-Security-Token`` value of the
+signed URLs).
 
 Settings: ``client_id`` ("demo-client"), ``client_secret`` ("demo-secret"), ``token_expires_in``
 (3600), ``signed_url_ttl`` (300), ``latency_ms`` (0, slept before every TAO and storage answer,
@@ -94,6 +97,12 @@ TLS: ``serve_tls(certfile, keyfile) -> port`` adds a second listener on the same
 the same endpoints over TLS (e.g. with a certificate for an S3 name from a test CA); its
 connections count in ``stats()["tls_connections_accepted"]``. Every ``requests_log()`` entry
 carries the request's ``host`` header, ``cookie_present`` and ``tls``.
+
+``echo_credentials`` (False): every error answer of the token endpoint, the Download API and the
+storage quotes what the request carried (its ``Authorization`` value, its query string, its form
+body, decoded), as gateways and WAFs do. The quote cycles through the forms an echo takes: raw,
+JSON-escaped (ASCII), percent-encoded, JSON-escaped twice; it goes in the JSON ``message``, in the
+S3 XML ``Message`` (XML-escaped), or after a text body. ``stats()["echoed_errors"]`` counts them.
 
 Faults
 ------
@@ -432,6 +441,7 @@ class _Settings:
     # Sent as a Set-Cookie header on every TAO and storage answer (None: none), so tests can show
     # that no cookie ever comes back.
     set_cookie: str | None = None
+    echo_credentials: bool = False
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name for f in dataclasses.fields(self)}
@@ -612,6 +622,7 @@ class TaoEmulator:
             self._issued_tokens: list[str] = []
             self._issued_signatures: list[str] = []
             self._session_tokens: dict[str, float] = {}
+            self._issued_url_credentials: list[str] = []
             self._log: list[dict[str, Any]] = []
             self._clock_offset = 0.0
             self._rng = random.Random(self._settings.random_fault_seed)
@@ -630,6 +641,7 @@ class TaoEmulator:
             "random_faults_injected": Counter(),
             "admin_requests": 0,
             "bytes_served": 0,
+            "echoed_errors": 0,
         }
 
     def start(self) -> TaoEmulator:
@@ -810,6 +822,10 @@ class TaoEmulator:
         with self._lock:
             return list(self._issued_signatures)
 
+    def issued_url_credentials(self) -> list[str]:
+        with self._lock:
+            return list(self._issued_url_credentials)
+
     # ---- internals used by the handler ---------------------------------------------------------
 
     def _now(self) -> float:
@@ -920,7 +936,8 @@ class TaoEmulator:
         return text
 
     def _session_token(self, expired: bool) -> str:
-        token = secrets.token_urlsafe(24)
+        # Base64 with "+/=" in it, as STS session tokens are: their URL-encoded forms matter.
+        token = base64.b64encode(secrets.token_bytes(48) + b"\xfb\xff").decode("ascii")
         with self._lock:
             self._session_tokens[token] = self._now() - 1 if expired else float("inf")
         return token
@@ -936,15 +953,20 @@ class TaoEmulator:
         issued_at = self._now() - (ttl + 60 if expired else 0)
         amz_date = datetime.fromtimestamp(issued_at, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
         path = f"{STORAGE_PREFIX}{quote(info.reference_id, safe='')}/{quote(info.filename, safe='')}"
+        credential = f"{_FAKE_ACCESS_KEY}/{amz_date[:8]}/{_REGION}/s3/aws4_request"
+        # Every URL carries a session token, as a presigned URL made with temporary credentials
+        # does; ``expired_session`` issues one whose session is already over.
+        session_token = self._session_token(expired=expired_session)
+        with self._lock:
+            self._issued_url_credentials += [credential, session_token]
         parameters = {
             "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
-            "X-Amz-Credential": f"{_FAKE_ACCESS_KEY}/{amz_date[:8]}/{_REGION}/s3/aws4_request",
+            "X-Amz-Credential": credential,
             "X-Amz-Date": amz_date,
             "X-Amz-Expires": str(ttl),
             "X-Amz-SignedHeaders": "host",
         }
-        if expired_session:
-            parameters["X-Amz-Security-Token"] = self._session_token(expired=True)
+        parameters["X-Amz-Security-Token"] = session_token
         query = urlencode(parameters, quote_via=quote)
         if self._settings.signed_url_extra_query:
             query += "&" + self._settings.signed_url_extra_query
@@ -999,6 +1021,7 @@ _ADMIN_PLAIN_METHODS = frozenset(
         "requests_log",
         "issued_tokens",
         "issued_signatures",
+        "issued_url_credentials",
     ]
 )
 
@@ -1092,6 +1115,7 @@ class _Handler(BaseHTTPRequestHandler):
     fault_kind: str | None
     authorization_present: bool
     client_auth: str | None = None
+    request_body: bytes
 
     @property
     def emulator(self) -> TaoEmulator:
@@ -1177,6 +1201,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "status": status,
                 "authorization_present": self.authorization_present,
                 "client_auth": self.client_auth,
+                "trace_header_present": "X-Amzn-Trace-Id" in self.headers,
                 "fault": self.fault_kind,
                 "client": f"{host}:{port}",
                 "host": self.headers.get("Host"),
@@ -1210,6 +1235,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(
         self, status: int, body: str | bytes, content_type: str | None, headers: dict[str, str] | None = None
     ) -> None:
+        if status >= 400 and self.stage in ("token", "download", "storage"):
+            body = self._echoed(body, content_type)
         payload = body.encode() if isinstance(body, str) else body
         all_headers: dict[str, str] = {}
         if content_type is not None:
@@ -1218,6 +1245,39 @@ class _Handler(BaseHTTPRequestHandler):
         self._start(status, all_headers, len(payload))
         if self.command != "HEAD":
             self.wfile.write(payload)
+
+    def _echoed(self, body: str | bytes, content_type: str | None) -> str | bytes:
+        """``body`` quoting the request's credentials when ``echo_credentials`` is on."""
+        emulator = self.emulator
+        with emulator._lock:
+            if not emulator._settings.echo_credentials:
+                return body
+            emulator._stats["echoed_errors"] += 1
+            form = emulator._stats["echoed_errors"] % 4
+        query = self.path.partition("?")[2]
+        sent = (
+            f"Authorization: {self.headers.get('Authorization', '')}; query: {unquote(query)}; "
+            f"body: {unquote_plus(self.request_body.decode('utf-8', errors='replace'))}"
+        )
+        echo = [
+            sent,
+            json.dumps(sent)[1:-1],
+            quote(sent, safe=""),
+            json.dumps(json.dumps(sent))[1:-1],
+        ][form]
+        text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+        media_type = (content_type or "").split(";")[0].strip().lower()
+        if media_type == "application/json":
+            try:
+                document = json.loads(text)
+            except ValueError:
+                document = None
+            if isinstance(document, dict):
+                document["message"] = f"rejected request ({echo}): {document.get('message', '')}"
+                return json.dumps(document)
+        if media_type == "application/xml" and "<Message>" in text:
+            return text.replace("<Message>", f"<Message>{_xml_escape(echo)} ", 1)
+        return f"{text} (request: {echo})"
 
     def _send_json(self, status: int, document: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(document), "application/json", headers)
@@ -1248,8 +1308,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.fault_kind = None
         self.authorization_present = "Authorization" in self.headers
         self.client_auth = None
+        self.request_body = b""
         try:
             body = self._read_body()
+            self.request_body = body
         except ValueError:
             self._send_json(413, {"message": "Request body too large or malformed"})
             return
@@ -1796,6 +1858,9 @@ class EmulatorAdmin:
 
     def issued_signatures(self) -> list[str]:
         return cast("list[str]", self._call("issued_signatures"))
+
+    def issued_url_credentials(self) -> list[str]:
+        return cast("list[str]", self._call("issued_url_credentials"))
 
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -275,9 +275,43 @@ def test_queues_deny_insecure_transport(resources: dict[str, Any], queue: str) -
         if r["Properties"]["Queue"] == ref(queue)
     ]
     assert len(policies) == 1
-    (statement,) = policies[0]["Properties"]["PolicyDocument"]["Statement"]
+    statements = policies[0]["Properties"]["PolicyDocument"]["Statement"]
+    (statement,) = [s for s in statements if s["Sid"] == "DenyInsecureTransport"]
     assert statement["Effect"] == "Deny"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_only_the_function_and_the_source_queues_redrive_write_dead_letters(
+    resources: dict[str, Any],
+) -> None:
+    source_name = resources["SourceQueue"]["Properties"]["QueueName"]
+    assert source_name == {"Fn::Sub": "${AWS::StackName}-source"}
+    allow = resources["DeadLetterQueue"]["Properties"]["RedriveAllowPolicy"]
+    assert allow == {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:"
+                + source_name["Fn::Sub"]
+            }
+        ],
+    }
+    (policy,) = [
+        r
+        for r in of_type(resources, "AWS::SQS::QueueInlinePolicy").values()
+        if r["Properties"]["Queue"] == ref("DeadLetterQueue")
+    ]
+    (deny,) = [
+        s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Sid"] == "OnlyTheFunctionSends"
+    ]
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
+    assert deny["Action"] == "sqs:SendMessage"  # also what SendMessageBatch is authorised as
+    assert deny["Resource"] == get_att("DeadLetterQueue", "Arn")
+    assert deny["Condition"] == {
+        "ArnNotEquals": {"aws:PrincipalArn": get_att("DownloadResultRole", "Arn")},
+        # SQS's redrive is not denied: it is bounded by the RedriveAllowPolicy above.
+        "Bool": {"aws:PrincipalIsAWSService": "false"},
+    }
 
 
 def test_event_source_mapping(resources: dict[str, Any], params: dict[str, Any]) -> None:
@@ -435,6 +469,45 @@ def test_iam_exact_permissions(resources: dict[str, Any]) -> None:
     assert not found, f"unexpected statements: {found}"
 
 
+def test_the_key_is_usable_only_through_each_service_for_this_stacks_data(resources: dict[str, Any]) -> None:
+    statements = {
+        statement["Sid"]: statement for policy, statement in role_statements(resources) if policy == "kms"
+    }
+    assert set(statements) == {
+        "KeyForResultObjects",
+        "KeyForQueues",
+        "KeyForCredentials",
+        "KeyForFunctionEnvironment",
+    }
+    for statement in statements.values():
+        assert statement["Resource"] == ref("KmsKeyArn")
+        assert set(as_list(statement["Action"])) <= {"kms:Decrypt", "kms:GenerateDataKey"}
+    via = {sid: s["Condition"]["StringEquals"]["kms:ViaService"] for sid, s in statements.items()}
+    assert via == {
+        "KeyForResultObjects": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"},
+        "KeyForQueues": {"Fn::Sub": "sqs.${AWS::Region}.amazonaws.com"},
+        "KeyForCredentials": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"},
+        "KeyForFunctionEnvironment": {"Fn::Sub": "lambda.${AWS::Region}.amazonaws.com"},
+    }
+    s3_context = statements["KeyForResultObjects"]["Condition"]["StringLike"][
+        "kms:EncryptionContext:aws:s3:arn"
+    ]
+    patterns = [item["Fn::Sub"][0] for item in s3_context]
+    assert patterns == [
+        "arn:${AWS::Partition}:s3:::${Bucket}",
+        "arn:${AWS::Partition}:s3:::${Bucket}/${ResultsPrefix}*",
+    ]
+    sqs_context = statements["KeyForQueues"]["Condition"]["StringEquals"]["kms:EncryptionContext:aws:sqs:arn"]
+    assert sqs_context == [get_att("SourceQueue", "Arn"), get_att("DeadLetterQueue", "Arn")]
+    secrets = [
+        s["Condition"]["StringEquals"]["kms:EncryptionContext:SecretARN"]
+        for policy, s in role_statements(resources)
+        if policy == "kms" and s["Sid"] == "KeyForCredentials"
+    ]
+    assert secrets == [ref("CredentialsSecret"), ref("TaoCredentialsSecretArn")]
+    assert statements["KeyForCredentials"]["Action"] == "kms:Decrypt"
+
+
 def test_optional_permissions_are_conditional(resources: dict[str, Any]) -> None:
     _, role = only(resources, "AWS::IAM::Role")
     conditional = {
@@ -446,7 +519,7 @@ def test_optional_permissions_are_conditional(resources: dict[str, Any]) -> None
 # ----------------------------------------------------------------------------- operations
 
 
-def test_alarms(resources: dict[str, Any]) -> None:
+def test_alarms(template: dict[str, Any], resources: dict[str, Any]) -> None:
     alarms = of_type(resources, "AWS::CloudWatch::Alarm").values()
     by_metric = {
         (
@@ -472,12 +545,25 @@ def test_alarms(resources: dict[str, Any]) -> None:
     function = ref("DownloadResultFunction")
     errors = alarm("AWS/Lambda", "Errors", "FunctionName", function)
     throttles = alarm("AWS/Lambda", "Throttles", "FunctionName", function)
-    for props in (dlq, age, errors, throttles):
+    environment = template["Globals"]["Function"]["Environment"]["Variables"]
+    namespace = environment["POWERTOOLS_METRICS_NAMESPACE"]
+    # Powertools Metrics adds the service name as the "service" dimension of every metric.
+    permanent = alarm(namespace, "PermanentFailures", "service", environment["POWERTOOLS_SERVICE_NAME"])
+    rejected = alarm(namespace, "SignedUrlRejected", "FunctionName", function)
+    (metric_filter,) = of_type(resources, "AWS::Logs::MetricFilter").values()
+    assert metric_filter["Properties"]["LogGroupName"] == ref("FunctionLogGroup")
+    (transformation,) = metric_filter["Properties"]["MetricTransformations"]
+    assert (transformation["MetricNamespace"], transformation["MetricName"]) == (
+        namespace,
+        "SignedUrlRejected",
+    )
+    assert transformation["Dimensions"] == [{"Key": "FunctionName", "Value": "$.function_name"}]
+    for props in (dlq, age, errors, throttles, permanent, rejected):
         assert props["TreatMissingData"] == "notBreaching"
         assert props["AlarmActions"] == {
             "Fn::If": ["HasAlarmTopic", [ref("AlarmTopicArn")], ref("AWS::NoValue")]
         }
-    for props in (errors, throttles):
+    for props in (errors, throttles, permanent, rejected):
         assert props["Threshold"] == 0 and props["Statistic"] == "Sum"
 
 
@@ -517,7 +603,7 @@ def test_parameters_with_defaults_satisfy_their_own_constraints(params: dict[str
 
 
 def test_every_checkov_skip_is_justified_in_the_docs(resources: dict[str, Any]) -> None:
-    doc = (ROOT / "docs" / "security-scan.md").read_text(encoding="utf-8")
+    doc = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
     skips = [
         (name, skip)
         for name, resource in resources.items()
@@ -526,7 +612,7 @@ def test_every_checkov_skip_is_justified_in_the_docs(resources: dict[str, Any]) 
     assert skips
     for name, skip in skips:
         assert len(skip.get("comment", "")) > 20, (name, skip)
-        assert skip["id"] in doc, f"{skip['id']} on {name} is not in docs/security-scan.md"
+        assert skip["id"] in doc, f"{skip['id']} on {name} is not in docs/security.md"
 
 
 # ----------------------------------------------------------------------------- samconfig and requirements

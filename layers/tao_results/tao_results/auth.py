@@ -42,7 +42,7 @@ from tao_results.errors import (
     parse_retry_after,
 )
 from tao_results.http import answer_detail, read_bounded, send
-from tao_results.redaction import SECRETS
+from tao_results.redaction import ACCESS_TOKEN, SECRETS
 
 CLIENT_SECRET_POST = "client_secret_post"  # noqa: S105 - the name of a method, not a secret
 CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105
@@ -298,7 +298,7 @@ def _parse_token_answer(body: bytes | None) -> tuple[str, float | None]:
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         shown = token_type[:_FIELD_LIMIT] if isinstance(token_type, str) else type(token_type).__name__
         raise TransientError("token_response_invalid", f"unsupported token_type {shown!r}")
-    SECRETS.add(token)
+    SECRETS.pin(ACCESS_TOKEN, token)
     return token, _lifetime(payload.get("expires_in"))
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tao_results.errors import TransientError
-from tao_results.redaction import SECRETS
+from tao_results.redaction import CLIENT_SECRET, SECRETS
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -125,7 +125,7 @@ _EXPECTED_SHAPE = '{"client_id": "...", "client_secret": "..."}'
 
 def _secret_member(payload: dict[str, Any]) -> str:
     client_secret = _member(payload, *_SECRET_KEYS)
-    SECRETS.add(client_secret)
+    SECRETS.pin(CLIENT_SECRET, client_secret)
     return client_secret
 
 

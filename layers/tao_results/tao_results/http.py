@@ -19,6 +19,7 @@ from urllib3.util.timeout import _DEFAULT_TIMEOUT
 from tao_results.deadline import current_deadline
 from tao_results.errors import ProcessingError, TransientError
 from tao_results.literal_http import LiteralTargetAdapter, LiteralTargetHTTPSPool, LiteralTargetPool
+from tao_results.redaction import SECRETS
 from tao_results.url_policy import IPAddress, SignedUrlPolicy, redact_url
 
 MAX_API_ANSWER_BYTES = 64 * 1024
@@ -262,7 +263,7 @@ def read_bounded(response: requests.Response, limit: int = MAX_API_ANSWER_BYTES)
 
 
 def answer_detail(body: bytes | None) -> str:
-    """A short human-readable detail from an error answer: its JSON ``message`` or its text."""
+    """A short detail from an error answer (its JSON ``message`` or its text), credentials masked."""
     if not body:
         return "(empty answer)"
     text = body.decode("utf-8", errors="replace")
@@ -275,5 +276,6 @@ def answer_detail(body: bytes | None) -> str:
             if isinstance(payload.get(key), str):
                 text = payload[key]
                 break
-    text = " ".join(text.split())
-    return text[:MAX_DETAIL_CHARACTERS]
+    # Scrubbed whole before anything changes it: a cut through an echoed secret would leave a prefix
+    # no scrub matches, and folding whitespace would alter a secret that contains some.
+    return " ".join(SECRETS.scrub(text).split())[:MAX_DETAIL_CHARACTERS]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -16,9 +17,22 @@ from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 from tao_results.redaction import SECRETS
 
-# These libraries print request URLs (with signatures) and response bodies (with the secret) at
-# DEBUG. They stay at WARNING whatever the function's own log level is.
-_CHATTY_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "requests")
+# These libraries print request URLs (with signatures), response bodies (with the secret) or whole
+# trace documents at DEBUG. They stay at WARNING whatever the function's own log level is.
+_CHATTY_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "requests", "aws_xray_sdk")
+
+# Only AWS SDK calls are traced. Powertools' default (every module the X-Ray SDK can patch) includes
+# requests/httplib: each signed URL would be recorded in a subsegment, requests' exception messages
+# (which quote the URL with its signature) would land in the trace, and an X-Amzn-Trace-Id header
+# would travel to the storage host and the TAO API, which are not AWS's.
+TRACED_MODULES = ("botocore",)
+
+_URL_QUERY = re.compile(r"(?i)\b(https?://[^\s\"'?#]*)\?[^\s\"'#]*")
+
+
+def redact_trace_document(document: str) -> str:
+    """A serialized X-Ray segment without URL queries or known credentials."""
+    return SECRETS.scrub(_URL_QUERY.sub(r"\1?<redacted>", document))
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
@@ -26,6 +40,22 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return SECRETS.scrub(super().format(record))
+
+
+class RedactingFilter(logging.Filter):
+    """For handlers we do not format ourselves (the runtime's, on the root logger): scrub the text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            if isinstance(record.msg, str):
+                record.msg, record.args = SECRETS.scrub(record.getMessage()), None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = SECRETS.scrub(record.exc_text)
+        except Exception:  # a malformed log call: the handler reports it, the caller must not fail
+            return True
+        return True
 
 
 @dataclass
@@ -89,15 +119,47 @@ def create_telemetry(
 ) -> Telemetry:
     for name in _CHATTY_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     logger = Logger(service=service_name, level=log_level, logger_formatter=RedactingFormatter())
     logger.setLevel(log_level)  # also when this service's logger already existed in the process
+    if tracing_enabled:
+        tracer = Tracer(service=service_name, patch_modules=TRACED_MODULES)
+        _send_traces_redacted(tracer)
+    else:
+        tracer = Tracer(service=service_name, disabled=True, provider=NoTracing())
     return Telemetry(
         logger=logger,
         metrics=Metrics(service=service_name, namespace=metrics_namespace),
-        tracer=Tracer(service=service_name)
-        if tracing_enabled
-        else Tracer(service=service_name, disabled=True, provider=NoTracing()),
+        tracer=tracer,
     )
+
+
+def _send_traces_redacted(tracer: Tracer) -> None:
+    """Every segment leaves through an emitter that strips URL queries and known credentials.
+
+    The last line of defence for what the X-Ray SDK records by itself: botocore exception messages,
+    metadata Powertools adds when the handler raises. Same UDP transport and daemon address
+    (``AWS_XRAY_DAEMON_ADDRESS``) as the SDK's own emitter.
+    """
+    from aws_xray_sdk.core.emitters.udp_emitter import (  # type: ignore[import-untyped]  # noqa: PLC0415
+        PROTOCOL_DELIMITER,
+        PROTOCOL_HEADER,
+        UDPEmitter,
+    )
+
+    class RedactingEmitter(UDPEmitter):  # type: ignore[misc]
+        def send_entity(self, entity: Any) -> None:
+            try:
+                document = redact_trace_document(entity.serialize())
+                self._send_data(f"{PROTOCOL_HEADER}{PROTOCOL_DELIMITER}{document}")
+            except Exception:  # tracing must never fail a record
+                logging.getLogger(__name__).warning("Could not send a trace segment")
+
+    recorder = tracer.provider
+    if hasattr(recorder, "configure"):
+        recorder.configure(emitter=RedactingEmitter())
 
 
 def log_fields(**fields: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from tao_results.auth import TokenProvider
 from tao_results.config import Settings
 from tao_results.errors import DOWNLOAD_API_OUTCOMES, PermanentError, error_for_status, parse_retry_after
 from tao_results.http import answer_detail, read_bounded, send
+from tao_results.redaction import register_signed_url
 
 
 class DownloadApi:
@@ -66,6 +67,7 @@ def _signed_url_from(body: bytes | None, content_type: str) -> str:
             200,
         ) from None
     signed_url = payload.get("signedUrl") if isinstance(payload, dict) else None
+    register_signed_url(signed_url)  # before anything can echo or print it
     if not isinstance(signed_url, str) or not signed_url:
         raise PermanentError("invalid_api_response", "the Download API answer has no signedUrl", 200)
     return signed_url
