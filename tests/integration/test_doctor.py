@@ -414,9 +414,15 @@ class Denied:
         return refuse
 
 
-def test_denied_lambda_reads_are_skipped_with_a_note(deployment: Deployment) -> None:
-    denied = Denied("AccessDeniedException")
-    clients = DoctorClients(lambda_=lambda: denied)  # type: ignore[arg-type,return-value]
+@pytest.mark.parametrize("service", ["lambda", "sqs"])
+def test_denied_lambda_and_source_queue_reads_are_skipped_with_a_note(
+    deployment: Deployment, service: str
+) -> None:
+    denied = Denied("AccessDeniedException" if service == "lambda" else "AccessDenied")
+    if service == "lambda":
+        clients = DoctorClients(lambda_=lambda: denied)  # type: ignore[arg-type,return-value]
+    else:  # the doctor's own SQS client (the source queue); the function's DLQ client is not denied
+        clients = DoctorClients(sqs=lambda: denied)  # type: ignore[arg-type,return-value]
     options = DoctorOptions(
         function_name=deployment.function_name,
         source_queue_url=deployment.resources.queue_url,
@@ -428,7 +434,7 @@ def test_denied_lambda_reads_are_skipped_with_a_note(deployment: Deployment) -> 
     for check in ("visibility-timeout", "batch-item-failures"):
         assert results[check].verdict is Verdict.SKIP, results[check]
         assert "may not read" in results[check].detail
-        assert "AccessDeniedException" in results[check].detail
+        assert f"({denied.code})" in results[check].detail
     assert {r.verdict for name, r in results.items() if name in ALL_CHECKS[:7]} == {Verdict.PASS}
     assert denied.calls  # the doctor did ask
 
