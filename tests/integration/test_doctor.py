@@ -53,7 +53,8 @@ ALL_CHECKS = [
 DOCTOR_VARIABLES = (
     "TAO_BASE_URL", "TAO_TOKEN_URL", "TAO_DOWNLOAD_PATH", "TAO_TOKEN_SCOPE", "TAO_CREDENTIALS_SECRET_ID",
     "RESULTS_BUCKET", "RESULTS_PREFIX", "DEAD_LETTER_QUEUE_URL", "SIGNED_URL_ALLOWED_HOSTS",
-    "SOURCE_QUEUE_URL", "PART_SIZE_BYTES", "AWS_PROFILE", "AWS_ENDPOINT_URL_SQS", "LAMBDA_TASK_ROOT",
+    "SOURCE_QUEUE_URL", "PART_SIZE_BYTES", "TAO_TOKEN_AUTH_METHOD", "AWS_PROFILE", "AWS_ENDPOINT_URL_SQS",
+    "LAMBDA_TASK_ROOT",
 )  # fmt: skip
 
 
@@ -180,7 +181,7 @@ def test_a_healthy_deployment_passes_every_check(
     assert list(report.rows) == ALL_CHECKS
     assert {verdict for verdict, _ in report.rows.values()} == {"PASS"}, report.output
     assert report.verdict == "doctor: PASS (9 passed, 0 failed, 0 skipped)"
-    assert "client authentication client_secret_post" in report.rows["token"][1]
+    assert "client authentication client_secret_post, found by auto" in report.rows["token"][1]
     assert f"{READY}: signed URL {tao.base_url}/storage/results/{READY}/" in report.rows["download-api"][1]
     assert "?<redacted>" in report.rows["download-api"][1]
     assert "VisibilityTimeout 60 s vs 6 x Timeout 10 s" in report.rows["visibility-timeout"][1]
@@ -188,6 +189,48 @@ def test_a_healthy_deployment_passes_every_check(
     assert "written and deleted" in report.rows["bucket-write"][1]
     assert probe_objects(moto, deployment.resources) == []  # the probe is gone
     assert_nothing_secret(report.output, tao)
+
+
+@pytest.mark.parametrize(
+    ("accepted", "configured", "named"),
+    [
+        (["multipart"], None, "multipart, found by auto"),
+        (["client_secret_basic"], "client_secret_basic", "client_secret_basic, TAO_TOKEN_AUTH_METHOD"),
+    ],
+)
+def test_the_token_row_names_the_client_authentication_that_worked(
+    accepted: list[str],
+    configured: str | None,
+    named: str,
+    deployment: Deployment,
+    tao: TaoEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tao.configure(token_auth_methods=accepted)
+    if configured:
+        monkeypatch.setenv("TAO_TOKEN_AUTH_METHOD", configured)
+
+    report = doctor(full_args(deployment), capsys)
+
+    assert report.status == 0, report.output
+    assert f"client authentication {named};" in report.rows["token"][1]
+
+
+def test_a_pinned_client_authentication_the_endpoint_refuses_fails_the_token_check(
+    deployment: Deployment,
+    tao: TaoEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tao.configure(token_auth_methods=["multipart"])
+    monkeypatch.setenv("TAO_TOKEN_AUTH_METHOD", "client_secret_post")
+
+    report = doctor(full_args(deployment), capsys)
+
+    assert report.status == 1
+    assert report.failing() == {"token"}, report.output
+    assert report.rows["token"][1].startswith("credentials_rejected"), report.output
 
 
 def test_a_versioned_bucket_keeps_no_trace_of_the_probe(

@@ -11,8 +11,8 @@ Checks, in order (name: what must hold for PASS):
                         function; GetFunctionConfiguration gives the function's environment.
 ``settings``            ``load_settings`` accepts the function's environment.
 ``secret``              GetSecretValue answers and the value is ``{"client_id", "client_secret"}``.
-``token``               the token endpoint issues a Bearer token (the client authentication used is
-                        named).
+``token``               the token endpoint issues a Bearer token; the client authentication that
+                        worked is named (``TAO_TOKEN_AUTH_METHOD``, or found by ``auto``).
 ``download-api``        (``--reference-id``) the Download API answers 200 with a ``signedUrl``.
 ``signed-url-policy``   that URL passes ``SignedUrlPolicy`` (``SIGNED_URL_ALLOWED_HOSTS``, scheme).
 ``bucket-write``        a probe object ``{RESULTS_PREFIX}.doctor/<uuid>`` is put, then deleted.
@@ -273,6 +273,7 @@ class Doctor:
     def _token(
         self, settings: Settings, store: CredentialStore, session: requests.Session
     ) -> tuple[TokenProvider, str]:
+        chosen_by: list[str] = []
         provider = TokenProvider(
             session=session,
             token_url=settings.tao_token_url,
@@ -280,11 +281,16 @@ class Doctor:
             credentials=store,
             timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
             refresh_margin_seconds=settings.token_refresh_margin_seconds,
+            auth_method=settings.tao_token_auth_method,
+            on_auth_method=lambda method, probed: chosen_by.append(
+                "found by auto" if probed else "TAO_TOKEN_AUTH_METHOD"
+            ),
         )
         provider.token()
+        how = f", {chosen_by[0]}" if chosen_by else ""
         return provider, (
             f"access token issued by {redact_url(settings.tao_token_url)} "
-            f"(client authentication {auth_method(provider)}, scope {settings.tao_token_scope!r})"
+            f"(client authentication {provider.auth_method}{how}; scope {settings.tao_token_scope!r})"
         )
 
     def _download_api(
@@ -439,15 +445,6 @@ class Doctor:
 
 
 # ----------------------------------------------------------------------------------------- helpers
-
-
-def auth_method(provider: TokenProvider) -> str:
-    """The client authentication the token request used.
-
-    ``TokenProvider.auth_method`` arrives with the client-authentication work on another branch;
-    until then the provider only knows ``client_secret_post``. Simplify this at merge.
-    """
-    return getattr(provider, "auth_method", None) or "client_secret_post"
 
 
 def _delete_probe(calls: S3Calls, key: str, version_id: str | None) -> str:
