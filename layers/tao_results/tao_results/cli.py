@@ -1,4 +1,5 @@
-"""``tao-results``: enqueue requests, inspect and redrive dead letters, run the function locally.
+"""``tao-results``: enqueue requests, inspect and redrive dead letters, run the function locally,
+check a deployment (``doctor``, see tao_results.doctor).
 
 Every command talks to AWS unless ``AWS_ENDPOINT_URL`` points elsewhere (a local moto server, for
 instance); credentials and region come from the usual AWS configuration. User errors (a missing or
@@ -32,6 +33,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from tao_results import doctor
 from tao_results.local.aws import error_code, queue_arn, sqs_client
 from tao_results.local.context import FunctionSettings
 from tao_results.local.loader import HandlerLoadError, load_handler
@@ -49,6 +51,7 @@ from tao_results.local.queues import (
 )
 from tao_results.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
 from tao_results.local.stats import MessageEvent, Outcome, RunStats
+from tao_results.message import is_valid_reference_id
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -88,11 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dlq_list(dlq_commands)
     _add_dlq_redrive(dlq_commands)
     _add_run_local(commands)
+    _add_doctor(commands)
     return parser
 
 
 DESCRIPTION = (
-    "Enqueue TAO result requests, inspect and redrive dead letters, run the function locally. "
+    "Enqueue TAO result requests, inspect and redrive dead letters, run the function locally, "
+    "check a deployment. "
     "Talks to AWS unless AWS_ENDPOINT_URL is set (e.g. to a local moto server)."
 )
 DLQ_HELP = (
@@ -212,6 +217,50 @@ def _add_run_local(commands: Any) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no line per message")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the runner's own activity")
     parser.set_defaults(func=cmd_run_local)
+
+
+DOCTOR_HELP = """\
+Check a deployment before traffic arrives and print one row per check (PASS, FAIL or SKIP):
+settings valid; secret readable and well-formed; a token obtained (and with which client
+authentication); the Download API answers for --reference-id and its signed URL passes
+SIGNED_URL_ALLOWED_HOSTS; the bucket accepts a write under RESULTS_PREFIX (a probe object
+{prefix}.doctor/<uuid>, put then deleted); the DLQ exists; the source queue's VisibilityTimeout is
+at least 6 x the function's Timeout and its event source mapping reports batch item failures.
+Every check goes through the function's own library code.
+
+With --stack-name the stack's outputs name the function and the source queue, and the settings are
+the function's environment (GetFunctionConfiguration). Without it the settings are this
+environment's variables, the same names as the function's: TAO_BASE_URL,
+TAO_CREDENTIALS_SECRET_ID, RESULTS_BUCKET, DEAD_LETTER_QUEUE_URL, and the optional ones (README,
+Configuration); --function-name and --source-queue-url (default $SOURCE_QUEUE_URL) name what the
+environment does not (either is found from the other through the event source mapping).
+
+Reads the caller may not make (AccessDenied on CloudFormation, Lambda, the source queue) are SKIP
+with a note; a check whose prerequisite failed is SKIP. Exit status: 0 when nothing FAILs, 1 with
+the failing checks named on the last line, 2 for a usage error (unknown stack, no credentials).
+"""
+
+
+def _add_doctor(commands: Any) -> None:
+    parser = commands.add_parser(
+        "doctor",
+        help="check a deployment: settings, secret, token, Download API, bucket, queues",
+        description=DOCTOR_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--stack-name", metavar="NAME", help="read the deployment from this stack")
+    parser.add_argument("--function-name", metavar="NAME", help="the function (name or ARN)")
+    parser.add_argument(
+        "--source-queue-url",
+        metavar="URL",
+        help="the source queue (default: the stack's SourceQueueUrl, else $SOURCE_QUEUE_URL)",
+    )
+    parser.add_argument(
+        "--reference-id",
+        metavar="ID",
+        help="a referenceId whose result is ready: asks the Download API for its signed URL",
+    )
+    parser.set_defaults(func=cmd_doctor)
 
 
 def _positive_int(text: str) -> int:
@@ -502,6 +551,41 @@ def run_summary(stats: RunStats, reason: str | None) -> str:
         f"stopped ({reason}) after {stats.elapsed:.1f}s: {stats.invocations} invocation(s), "
         f"{len(messages)} message(s) seen (last outcome: {settled or 'none'})"
     )
+
+
+# ------------------------------------------------------------------------------------------- doctor
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    if args.reference_id is not None and not is_valid_reference_id(args.reference_id):
+        raise UserError(f"invalid --reference-id {args.reference_id!r}: must match {REFERENCE_ID.pattern}")
+    if args.source_queue_url is not None:
+        require_url(args.source_queue_url, "--source-queue-url", "SOURCE_QUEUE_URL")
+    _require_aws_configuration()
+    options = doctor.DoctorOptions(
+        stack_name=args.stack_name,
+        function_name=args.function_name,
+        source_queue_url=args.source_queue_url,
+        reference_id=args.reference_id,
+    )
+    try:
+        results = doctor.Doctor(options, os.environ).run()
+    except doctor.StackNotFoundError as error:
+        raise UserError(str(error)) from error
+    print(doctor.format_table(results))
+    print(doctor.verdict_line(results))
+    return 0 if doctor.passed(results) else FAILURE
+
+
+def _require_aws_configuration() -> None:
+    """Without credentials or a region every check would fail the same way: one line instead."""
+    import boto3  # noqa: PLC0415 - the other commands create their clients in tao_results.local.aws
+
+    session = boto3.session.Session()
+    if session.get_credentials() is None:
+        raise NoCredentialsError
+    if not session.region_name:
+        raise UserError("no AWS region configured: set AWS_DEFAULT_REGION (or a region in your profile)")
 
 
 if __name__ == "__main__":
