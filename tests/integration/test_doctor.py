@@ -379,7 +379,11 @@ Breaker = Callable[[Deployment, MotoServer, TaoEmulator, pytest.MonkeyPatch], No
         (garble_secret, "secret", "credentials_invalid"),
         (rotate_secret, "token", "credentials_rejected (HTTP 401)"),
         (forget_result, "download-api", "not_found (HTTP 404)"),
-        (sign_foreign_host, "signed-url-policy", "host '127.0.0.2' is not in SIGNED_URL_ALLOWED_HOSTS"),
+        (
+            sign_foreign_host,
+            "signed-url-policy",
+            "host '127.0.0.2' is an IP address not listed in SIGNED_URL_ALLOWED_HOSTS",
+        ),
         (remove_bucket, "bucket-write", "NoSuchBucket"),
         (remove_dlq, "dead-letter-queue", "queue does not exist"),
         (shorten_visibility, "visibility-timeout", "VisibilityTimeout 59 s vs 6 x Timeout 10 s"),
