@@ -621,7 +621,6 @@ class TaoEmulator:
             self._tokens: dict[str, _Token] = {}
             self._issued_tokens: list[str] = []
             self._issued_signatures: list[str] = []
-            self._session_tokens: dict[str, float] = {}
             self._issued_url_credentials: list[str] = []
             self._log: list[dict[str, Any]] = []
             self._clock_offset = 0.0
@@ -936,11 +935,27 @@ class TaoEmulator:
         return text
 
     def _session_token(self, expired: bool) -> str:
-        # Base64 with "+/=" in it, as STS session tokens are: their URL-encoded forms matter.
-        token = base64.b64encode(secrets.token_bytes(48) + b"\xfb\xff").decode("ascii")
-        with self._lock:
-            self._session_tokens[token] = self._now() - 1 if expired else float("inf")
-        return token
+        """A session token, base64 with "+/=" in it as STS tokens are (their encoded forms matter).
+
+        Stateless: a nonce, whether its session is over, and an HMAC under the signing key, so a
+        second emulator sharing ``signing_key`` (a redirect target) accepts it too.
+        """
+        payload = secrets.token_bytes(31) + (b"\x01" if expired else b"\x00")
+        mac = hmac.new(self._key(), payload, hashlib.sha256).digest()[:16]
+        return base64.b64encode(payload + mac + b"\xfb\xff").decode("ascii")
+
+    def _session_state(self, token: str) -> str:
+        """``"live"``, ``"expired"`` or ``"invalid"`` (not issued under this signing key)."""
+        try:
+            raw = base64.b64decode(token, validate=True)
+        except ValueError:
+            return "invalid"
+        payload, mac = raw[:32], raw[32:48]
+        if len(raw) != 50 or not hmac.compare_digest(
+            mac, hmac.new(self._key(), payload, hashlib.sha256).digest()[:16]
+        ):
+            return "invalid"
+        return "expired" if payload[-1:] == b"\x01" else "live"
 
     def _signed_path(self, info: ResultInfo, *, expired: bool = False, expired_session: bool = False) -> str:
         """A presigned path+query for ``info``, recorded in ``issued_signatures``.
@@ -1613,14 +1628,13 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         if "X-Amz-Security-Token" in params:
-            with emulator._lock:
-                session_expiry = emulator._session_tokens.get(params["X-Amz-Security-Token"])
-            if session_expiry is None:
+            session = emulator._session_state(params["X-Amz-Security-Token"])
+            if session == "invalid":
                 self._send_s3_error(
                     400, "InvalidToken", "The provided token is malformed or otherwise invalid."
                 )
                 return
-            if emulator._now() > session_expiry:
+            if session == "expired":
                 self._send_s3_error(400, "ExpiredToken", "The provided token has expired.")
                 return
         result = emulator._lookup(self.reference_id or "")
