@@ -33,6 +33,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from tao_results.message import is_valid_reference_id
 from tao_results_cli import doctor
 from tao_results_cli.local.aws import error_code, queue_arn, sqs_client
 from tao_results_cli.local.context import FunctionSettings
@@ -51,7 +52,6 @@ from tao_results_cli.local.queues import (
 )
 from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
 from tao_results_cli.local.stats import MessageEvent, Outcome, RunStats
-from tao_results.message import is_valid_reference_id
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
