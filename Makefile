@@ -38,8 +38,8 @@ lock-check: install
 	@echo "lock-check: $(LOCK) matches requirements.in"
 
 lint: install lock-check
-	$(BIN)/ruff check layers functions tests
-	$(BIN)/ruff format --check layers functions tests
+	$(BIN)/ruff check layers functions tools tests
+	$(BIN)/ruff format --check layers functions tools tests
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 

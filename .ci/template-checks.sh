@@ -174,6 +174,14 @@ run_sam_build() {
 		echo "error: tao_results package missing from the built layer ($layer)" >&2
 		return 1
 	fi
+	# The layer ships the function's library only: the operator tools live in tools/ (see
+	# tests/template/test_layer_contents.py for the module-by-module check).
+	if [[ -e $layer/tao_results/cli.py || -e $layer/tao_results/local ]]; then
+		echo "error: operator tools (cli.py, local/) in the built layer" >&2
+		return 1
+	fi
+	echo "built layer: $(find "$layer/tao_results" -name '*.py' | wc -l) modules in tao_results," \
+		"$(du -sh "$layer" | cut -f1) in all"
 	if [[ -f functions/download_result/app.py && ! -f $fn/app.py ]]; then
 		echo "error: app.py missing from the built function ($fn)" >&2
 		return 1

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tao_results.local.events import sqs_event
+from tao_results_cli.local.events import sqs_event
 from tests.bench.seaweed import SeaweedS3
 from tests.support.aws_stack import (
     FAKE_CREDENTIALS,

@@ -102,7 +102,7 @@ class Worker:
         return {"load_s": time.perf_counter() - started, "rss": _status()["VmRSS"]}
 
     def invoke(self, event: dict[str, Any], timeout_seconds: float = 900.0) -> dict[str, Any]:
-        from tao_results.local.context import FunctionSettings, new_context  # noqa: PLC0415
+        from tao_results_cli.local.context import FunctionSettings, new_context  # noqa: PLC0415
 
         context = new_context(
             FunctionSettings(timeout_seconds=timeout_seconds), "eu-west-1", "123456789012", "bench"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tao_results.local.context import FunctionSettings, new_context
+from tao_results_cli.local.context import FunctionSettings, new_context
 from tests.support.harness import HarnessFactory, load_handler_module
 from tests.support.tao_emulator import TaoEmulator
 

@@ -1,6 +1,6 @@
 """Crash safety: SIGKILL the process running the handler in the middle of a large copy.
 
-The handler runs in a child process (``python -m tao_results.cli run-local``, the local event
+The handler runs in a child process (``python -m tao_results_cli.cli run-local``, the local event
 source mapping), copying a large result through a slowed-down S3 proxy. Once parts are uploaded the
 child is killed with SIGKILL: no ``finally``, no abort. Its message comes back when the visibility
 timeout lapses; a fresh process copies it. The end state: one object with the emulator's bytes, no
@@ -40,7 +40,7 @@ def run_local(h: Harness, s3_endpoint: str, *extra: str) -> subprocess.Popen[byt
         "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "tao_results"), str(ROOT)]),
     }
     command = [
-        sys.executable, "-m", "tao_results.cli", "run-local",
+        sys.executable, "-m", "tao_results_cli.cli", "run-local",
         "--queue-url", h.resources.queue_url,
         "--function-dir", str(ROOT / "functions" / "download_result"),
         "--layer-dir", str(ROOT / "layers" / "tao_results"),

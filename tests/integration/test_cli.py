@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-import tao_results.cli as cli
-from tao_results.cli import main
+import tao_results_cli.cli as cli
+from tao_results_cli.cli import main
 from tests.support.aws_stack import (
     FAKE_CREDENTIALS,
     MotoServer,
@@ -81,7 +81,7 @@ def run_cli(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess
     full_env.update(env)
     full_env["PYTHONPATH"] = str(ROOT / "layers" / "tao_results")
     return subprocess.run(
-        [sys.executable, "-m", "tao_results.cli", *args],
+        [sys.executable, "-m", "tao_results_cli.cli", *args],
         env=full_env,
         input=stdin,
         capture_output=True,
@@ -401,7 +401,7 @@ def test_redrive_uses_the_native_move_task_when_available(
     bodies = fill_dlq(sqs, resources)
     tasks = MoveTasks(sqs, resources.dead_letter_queue_url, resources.queue_url)
     monkeypatch.setattr(cli, "sqs_client", lambda *args, **kwargs: tasks)
-    monkeypatch.setattr("tao_results.local.queues.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("tao_results_cli.local.queues.time.sleep", lambda seconds: None)
     args = ["dlq", "redrive", "--dlq-url", resources.dead_letter_queue_url]
     if with_destination:
         args += ["--to-queue-url", resources.queue_url]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tao_results.local.events import sqs_event
+from tao_results_cli.local.events import sqs_event
 from tests.support.aws_stack import aws_client
 from tests.support.tao_emulator import Fault
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tao_results.cli import main
-from tao_results.doctor import Doctor, DoctorClients, DoctorOptions, Verdict
+from tao_results_cli.cli import main
+from tao_results_cli.doctor import Doctor, DoctorClients, DoctorOptions, Verdict
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.support.aws_stack import (
     FAKE_CREDENTIALS,
@@ -554,7 +554,7 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     full_env.update(env)
     full_env["PYTHONPATH"] = str(ROOT / "layers" / "tao_results")
     return subprocess.run(
-        [sys.executable, "-m", "tao_results.cli", *args],
+        [sys.executable, "-m", "tao_results_cli.cli", *args],
         env=full_env,
         capture_output=True,
         text=True,

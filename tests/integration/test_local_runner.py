@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from tao_results.local.context import FunctionSettings
-from tao_results.local.events import read_batch_answer
-from tao_results.local.loader import HandlerLoadError, load_handler
-from tao_results.local.runner import LocalEventSourceMapping, RunnerConfig
-from tao_results.local.stats import MessageEvent, Outcome, RunStats
+from tao_results_cli.local.context import FunctionSettings
+from tao_results_cli.local.events import read_batch_answer
+from tao_results_cli.local.loader import HandlerLoadError, load_handler
+from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig
+from tao_results_cli.local.stats import MessageEvent, Outcome, RunStats
 from tests.support.aws_stack import MotoServer, StackResources, aws_client, create_resources
 
 RECORD_KEYS = [

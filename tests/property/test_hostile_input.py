@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tao_results.local.context import FunctionSettings, new_context
+from tao_results_cli.local.context import FunctionSettings, new_context
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.support.aws_stack import MotoServer, create_resources
 from tests.support.connection_audit import ConnectionAudit, audited_connections, silent_listener

@@ -32,9 +32,9 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from tao_results.local.context import FunctionSettings
-from tao_results.local.runner import LocalEventSourceMapping, RunnerConfig
-from tao_results.local.stats import RunStats
+from tao_results_cli.local.context import FunctionSettings
+from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig
+from tao_results_cli.local.stats import RunStats
 from tests.support.aws_stack import StackResources, aws_client, create_resources, function_environment
 from tests.support.faulty_s3_proxy import FaultyS3Proxy
 from tests.support.harness import TEST_OVERRIDES, load_handler_module

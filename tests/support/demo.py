@@ -29,11 +29,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tao_results.local.context import FunctionSettings
-from tao_results.local.loader import load_handler
-from tao_results.local.queues import DeadLetter, enqueue, list_dead_letters
-from tao_results.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
-from tao_results.local.stats import MessageEvent, Outcome, RunStats
+from tao_results_cli.local.context import FunctionSettings
+from tao_results_cli.local.loader import load_handler
+from tao_results_cli.local.queues import DeadLetter, enqueue, list_dead_letters
+from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
+from tao_results_cli.local.stats import MessageEvent, Outcome, RunStats
 from tests.support.aws_stack import (
     MotoServer,
     StackResources,

@@ -20,8 +20,8 @@ from typing import Any
 
 import tao_results.service as service_module
 from tao_results.http import Resolver, system_resolver
-from tao_results.local.context import FunctionSettings, new_context
-from tao_results.local.events import sqs_event
+from tao_results_cli.local.context import FunctionSettings, new_context
+from tao_results_cli.local.events import sqs_event
 from tests.support.aws_stack import StackResources, aws_client, function_environment
 from tests.support.tao_emulator import TaoEmulator
 

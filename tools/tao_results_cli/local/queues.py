@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from tao_results.local.aws import error_code
-from tao_results.local.events import reference_id_of
+from tao_results_cli.local.aws import error_code
+from tao_results_cli.local.events import reference_id_of
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

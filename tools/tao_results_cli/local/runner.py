@@ -23,22 +23,22 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tao_results.local.aws import queue_arn, sqs_client
-from tao_results.local.context import (
+from tao_results_cli.local.aws import queue_arn, sqs_client
+from tao_results_cli.local.context import (
     FunctionSettings,
     lambda_environment,
     log_stream_name,
     new_context,
 )
-from tao_results.local.events import (
+from tao_results_cli.local.events import (
     queue_account,
     queue_region,
     read_batch_answer,
     reference_id_of,
     sqs_event,
 )
-from tao_results.local.loader import Handler, apply_environment
-from tao_results.local.stats import (
+from tao_results_cli.local.loader import Handler, apply_environment
+from tao_results_cli.local.stats import (
     InvocationEvent,
     InvocationHook,
     MessageEvent,

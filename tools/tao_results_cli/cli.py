@@ -1,5 +1,5 @@
 """``tao-results``: enqueue requests, inspect and redrive dead letters, run the function locally,
-check a deployment (``doctor``, see tao_results.doctor).
+check a deployment (``doctor``, see tao_results_cli.doctor).
 
 Every command talks to AWS unless ``AWS_ENDPOINT_URL`` points elsewhere (a local moto server, for
 instance); credentials and region come from the usual AWS configuration. User errors (a missing or
@@ -33,11 +33,12 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from tao_results import doctor
-from tao_results.local.aws import error_code, queue_arn, sqs_client
-from tao_results.local.context import FunctionSettings
-from tao_results.local.loader import HandlerLoadError, load_handler
-from tao_results.local.queues import (
+from tao_results.message import is_valid_reference_id
+from tao_results_cli import doctor
+from tao_results_cli.local.aws import error_code, queue_arn, sqs_client
+from tao_results_cli.local.context import FunctionSettings
+from tao_results_cli.local.loader import HandlerLoadError, load_handler
+from tao_results_cli.local.queues import (
     REFERENCE_ID,
     DeadLetter,
     QueueOperationError,
@@ -49,9 +50,8 @@ from tao_results.local.queues import (
     start_move_task,
     wait_for_move_task,
 )
-from tao_results.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
-from tao_results.local.stats import MessageEvent, Outcome, RunStats
-from tao_results.message import is_valid_reference_id
+from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
+from tao_results_cli.local.stats import MessageEvent, Outcome, RunStats
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -579,7 +579,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _require_aws_configuration() -> None:
     """Without credentials or a region every check would fail the same way: one line instead."""
-    import boto3  # noqa: PLC0415 - the other commands create their clients in tao_results.local.aws
+    import boto3  # noqa: PLC0415 - the other commands create their clients in tao_results_cli.local.aws
 
     session = boto3.session.Session()
     if session.get_credentials() is None:
