@@ -62,7 +62,7 @@ class StackStatus:
 
 def stack_outputs(stack_name: str, cloudformation: Any | None = None) -> dict[str, str]:
     """The stack's outputs, ``OutputKey`` → ``OutputValue`` (DescribeStacks)."""
-    client = cloudformation or boto3.client("cloudformation", region_name=_region())
+    client = cloudformation or boto3.session.Session().client("cloudformation", region_name=_region())
     try:
         stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as error:
@@ -120,13 +120,15 @@ def read_status(stack_name: str, *, peek_limit: int = 100, now: datetime | None 
         letters = list_dead_letters(sqs, dlq_url, limit=peek_limit)
         status.dlq_peeked = len(letters)
         status.dlq_reasons = Counter(letter.reason for letter in letters)
-    cloudwatch = boto3.client("cloudwatch", region_name=_region())
+    cloudwatch = boto3.session.Session().client("cloudwatch", region_name=_region())
     try:
         status.copied, status.bytes_copied = last_hour_copies(cloudwatch, now or datetime.now(UTC))
     except ClientError as error:
-        if error_code(error) not in DENIED_CODES:
+        if not _denied(error):
             raise
-        status.metrics_note = f"last hour's copies not shown: CloudWatch refused ({error_code(error)})"
+        status.metrics_note = (
+            "last hour's copies not shown: CloudWatch refused GetMetricStatistics (AccessDenied)"
+        )
     except BotoCoreError as error:
         status.metrics_note = f"last hour's copies not shown: {error}"
     return status
@@ -153,6 +155,13 @@ def format_status(status: StackStatus) -> str:
             "(CloudWatch; metrics arrive within a few minutes)"
         )
     return "\n".join(lines)
+
+
+def _denied(error: ClientError) -> bool:
+    # CloudWatch answers AccessDenied in its current protocols; an endpoint still speaking the query
+    # protocol's XML to a newer botocore shows up as a bare HTTP 403.
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return error_code(error) in DENIED_CODES or status == 403
 
 
 def _size(size: float) -> str:
