@@ -45,6 +45,7 @@ from tests.support.aws_stack import (
     create_resources,
     function_environment,
 )
+from tests.support.demo_metrics import AwsSideMetrics
 from tests.support.tao_emulator import EmulatorAdmin, Fault, ResultInfo, running_emulator_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -293,7 +294,11 @@ def send_requests(resources: StackResources, plan: list[Scenario]) -> dict[str, 
 
 
 def run_function(
-    resources: StackResources, environment: dict[str, str], progress: Progress, max_seconds: float
+    resources: StackResources,
+    environment: dict[str, str],
+    progress: Progress,
+    max_seconds: float,
+    aws_side: AwsSideMetrics,
 ) -> tuple[RunStats, str | None]:
     config = RunnerConfig(
         queue_url=resources.queue_url,
@@ -306,10 +311,12 @@ def run_function(
         max_seconds=max_seconds,
     )
     sqs = aws_client("sqs", resources.endpoint_url)
-    mapping = LocalEventSourceMapping(config, sqs=sqs, on_message=[progress])
+    mapping = LocalEventSourceMapping(
+        config, sqs=sqs, on_message=[progress], on_invocation=[aws_side.on_invocation]
+    )
     mapping.prepare()  # AWS_LAMBDA_* first: the handler reads its environment when imported
     paths = [ROOT / "layers" / "tao_results", ROOT / "functions" / "download_result"]
-    with capturing_stdout(progress.output) as stdout:
+    with capturing_stdout(progress.output) as stdout, aws_side.sampling():
         progress.stream = stdout
         mapping.handler = load_handler("app:lambda_handler", paths, environment)
         stop = threading.Event()
@@ -457,7 +464,10 @@ def demo(args: argparse.Namespace) -> int:
         log_file = stack.enter_context(args.function_logs.open("w", encoding="utf-8"))
         stories = {scenario.reference_id: scenario.story for scenario in plan}
         progress = Progress(time.monotonic(), names, stories, FunctionOutput(log_file, resources.bucket))
-        stats, reason = run_function(resources, environment, progress, args.timeout)
+        queue_urls = {"source": resources.queue_url, "dead-letter": resources.dead_letter_queue_url}
+        aws_side = AwsSideMetrics(aws_client("sqs", resources.endpoint_url), queue_urls)
+        stats, reason = run_function(resources, environment, progress, args.timeout, aws_side)
+        aws_side.write(args.function_logs.with_name("aws-metrics.log"))
         print(f"\nlocal event source mapping stopped ({reason}); checking S3 and the DLQ...\n")
         landings = find_landings(resources, [scenario.reference_id for scenario in plan])
         all_ok = print_report(plan, infos, landings, stats, progress)
