@@ -15,7 +15,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -24,6 +24,8 @@ from tao_results_cli.local.aws import error_code, sqs_client
 from tao_results_cli.local.queues import list_dead_letters
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_sqs import SQSClient
 
 # template.yaml's Globals: POWERTOOLS_METRICS_NAMESPACE and POWERTOOLS_SERVICE_NAME.
@@ -60,9 +62,11 @@ class StackStatus:
     metrics_note: str | None = None
 
 
-def stack_outputs(stack_name: str, cloudformation: Any | None = None) -> dict[str, str]:
+def stack_outputs(stack_name: str, cloudformation: CloudFormationClient | None = None) -> dict[str, str]:
     """The stack's outputs, ``OutputKey`` → ``OutputValue`` (DescribeStacks)."""
-    client = cloudformation or boto3.session.Session().client("cloudformation", region_name=_region())
+    client: CloudFormationClient = cloudformation or boto3.session.Session().client(
+        "cloudformation", region_name=_region()
+    )
     try:
         stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as error:
@@ -70,7 +74,7 @@ def stack_outputs(stack_name: str, cloudformation: Any | None = None) -> dict[st
             raise StackNotFound(f"no stack named {stack_name!r} in this account and region") from error
         raise
     outputs = stacks[0].get("Outputs", []) if stacks else []
-    return {output["OutputKey"]: output["OutputValue"] for output in outputs}
+    return {output.get("OutputKey", ""): output.get("OutputValue", "") for output in outputs}
 
 
 def queue_depth(sqs: SQSClient, url: str) -> dict[str, int]:
@@ -83,7 +87,10 @@ def queue_depth(sqs: SQSClient, url: str) -> dict[str, int]:
 
 
 def last_hour_copies(
-    cloudwatch: Any, now: datetime, service: str = SERVICE_NAME, namespace: str = METRICS_NAMESPACE
+    cloudwatch: CloudWatchClient,
+    now: datetime,
+    service: str = SERVICE_NAME,
+    namespace: str = METRICS_NAMESPACE,
 ) -> tuple[int, float]:
     """``ResultsCopied`` and ``BytesCopied`` summed over the hour before ``now`` (one 3600 s period)."""
     sums = []
@@ -120,7 +127,7 @@ def read_status(stack_name: str, *, peek_limit: int = 100, now: datetime | None 
         letters = list_dead_letters(sqs, dlq_url, limit=peek_limit)
         status.dlq_peeked = len(letters)
         status.dlq_reasons = Counter(letter.reason for letter in letters)
-    cloudwatch = boto3.session.Session().client("cloudwatch", region_name=_region())
+    cloudwatch: CloudWatchClient = boto3.session.Session().client("cloudwatch", region_name=_region())
     try:
         status.copied, status.bytes_copied = last_hour_copies(cloudwatch, now or datetime.now(UTC))
     except ClientError as error:
