@@ -16,6 +16,7 @@ import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
 
 from tao_results.observability import METRIC_REASONS, create_telemetry
+from tests.support import dashboard_picture
 from tests.template.test_template import ROOT, load_cfn_yaml
 
 SUB_VARIABLE = re.compile(r"\$\{(!?)([^}]+)\}")
@@ -57,10 +58,8 @@ def widgets(body_and_variables: tuple[dict[str, Any], set[str]]) -> list[dict[st
 
 
 @pytest.fixture
-def emitted(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> dict[str, set[frozenset[str]]]:
-    """Metric name → the dimension-name sets the function publishes it with (its EMF output)."""
+def emf_lines(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """What the function prints for one copy, one dead letter, one retry and a cold start."""
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
     telemetry = create_telemetry("tao-results-to-s3", "TaoResultsToS3", "WARNING", tracing_enabled=False)
@@ -79,8 +78,14 @@ def emitted(
         lambda event, context: None, capture_cold_start_metric=True
     )
     handler({}, Context())
+    return capsys.readouterr().out.splitlines()
+
+
+@pytest.fixture
+def emitted(emf_lines: list[str]) -> dict[str, set[frozenset[str]]]:
+    """Metric name → the dimension-name sets the function publishes it with (its EMF output)."""
     found: dict[str, set[frozenset[str]]] = {}
-    for line in capsys.readouterr().out.splitlines():
+    for line in emf_lines:
         document = json.loads(line)
         for directive in document["_aws"]["CloudWatchMetrics"]:
             assert directive["Namespace"] == "TaoResultsToS3"
@@ -177,3 +182,13 @@ def test_dashboard_is_an_output(template: dict[str, Any]) -> None:
 def test_reason_dimension_values_are_bounded() -> None:
     assert "other" in METRIC_REASONS
     assert len(METRIC_REASONS) < 60  # each value is a metric (and a dashboard line)
+
+
+def test_the_picture_script_finds_every_function_metric_of_the_dashboard(
+    widgets: list[dict[str, Any]], emf_lines: list[str]
+) -> None:
+    points = dashboard_picture.read_points(emf_lines)
+    for row in metric_rows(widgets):
+        if not isinstance(row[0], dict) and row[0].startswith("AWS/"):
+            continue
+        assert dashboard_picture.series_for(row, points, function_name="fn"), row
