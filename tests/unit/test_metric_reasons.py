@@ -11,7 +11,9 @@ import pytest
 from tao_results.observability import METRIC_REASONS, OTHER_REASON, create_telemetry, metric_reason
 
 LAYER = Path(__file__).resolve().parents[2] / "layers" / "tao_results" / "tao_results"
-RAISED = re.compile(r"(?:PermanentError|TransientError)\(\s*\"([a-z_]+)\"")
+RAISED = re.compile(
+    r"(?:PermanentError|TransientError|Outcome)\(\s*(?:PERMANENT,\s*|TRANSIENT,\s*)?\"([a-z_]+)\""
+)
 
 
 def test_every_reason_the_layer_raises_has_its_own_value() -> None:

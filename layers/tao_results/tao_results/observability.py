@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,19 +61,30 @@ class RedactingFilter(logging.Filter):
 
 
 # The values of the failure metrics' ``reason`` dimension. Each value is a separate CloudWatch
-# metric (and a line on the dashboard), so the set is closed: the classification tables' reasons,
-# the ones raised directly in the layer, and ``other`` for anything else.
+# metric (and a line on the dashboard), so the set is closed: every reason of errors.py's tables and
+# outcomes, the ones raised directly in the layer, and ``other`` for anything else.
 OTHER_REASON = "other"
+
+
+def _classified_reasons() -> set[str]:
+    reasons: set[str] = set()
+    for value in vars(errors).values():
+        values = value.values() if isinstance(value, Mapping) else [value]
+        for item in values:
+            if isinstance(item, errors.Outcome):
+                reasons.add(item.reason)
+            elif isinstance(value, Mapping) and isinstance(item, str):
+                reasons.add(item)  # PERMANENT_AWS_ERROR_CODES: AWS error code -> reason
+    return reasons
+
+
 METRIC_REASONS: frozenset[str] = frozenset(
-    {outcome.reason for table in (errors.DOWNLOAD_API_OUTCOMES, errors.STORAGE_OUTCOMES,
-                                  errors.TOKEN_OUTCOMES) for outcome in table.values()}
-    | {errors.SERVER_ERROR.reason, errors.UNEXPECTED_STATUS.reason}
-    | set(errors.PERMANENT_AWS_ERROR_CODES.values())
+    _classified_reasons()
     | {"aws_unavailable", "connection_error", "credentials_invalid", "credentials_unavailable",
-       "dead_letter_unavailable", "length_mismatch",
-       "deadline", "download_interrupted", "http_error", "invalid_api_response", "malformed_message",
-       "not_ready", "result_too_large", "signed_url_rejected", "token_response_invalid",
-       "unexpected_error", OTHER_REASON}
+       "dead_letter_unavailable", "deadline", "download_interrupted", "http_error", "internal_error",
+       "invalid_api_response", "length_mismatch", "malformed_message", "not_ready", "result_too_large",
+       "retries_exhausted", "signed_url_rejected", "token_response_invalid", "unexpected_error",
+       OTHER_REASON}
 )  # fmt: skip
 
 
