@@ -1,25 +1,40 @@
 # Every target installs what it needs first, idempotently (a stamp file records the install).
+# `make demo` and `make local-stack` install only the `demo` extra; everything else installs `dev`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 LOCK := layers/tao_results/requirements.txt
 # The lock pins the layer's dependencies with hashes; as a constraints file for the dev install it
 # must lose them (pip turns any hash into --require-hashes mode for every package).
 CONSTRAINTS := $(VENV)/layer-constraints.txt
 # The layer is locked for the Lambda target, whatever machine runs `make lock`.
 LOCK_TARGET := --python-version 3.12 --python-platform aarch64-manylinux2014
+# pip's own progress (one line per package) stays on: a first install takes a while.
+PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install test lint template-checks unit integration demo bench soak e2e clean lock lock-check
+.PHONY: install install-demo test lint template-checks unit integration demo local-stack bench soak \
+	e2e clean lock lock-check dashboard-picture
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml $(LOCK)
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+install-demo: $(DEMO_STAMP)
+
+$(CONSTRAINTS): $(LOCK)
+	@echo "==> creating $(VENV) with $$($(PYTHON) --version)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	sed -e '/--hash=/d' -e 's/ \\$$//' $(LOCK) > $(CONSTRAINTS)
-	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
+
+$(DEMO_STAMP): pyproject.toml $(CONSTRAINTS)
+	@echo "==> installing the demo's packages (the layer's locked dependencies, moto's server)"
+	$(PIP_INSTALL) -c $(CONSTRAINTS) -e '.[demo]'
 	touch $@
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	@echo "==> installing everything for tests, lint and benchmarks (extras test, lint, bench)"
+	$(PIP_INSTALL) -c $(CONSTRAINTS) -e '.[dev]'
+	touch $(DEMO_STAMP) $@
 
 # Re-resolve the layer's dependencies (requirements.in → requirements.txt, hashes included).
 # Versions already in the lock are kept unless requirements.in demands otherwise; to take newer
@@ -52,8 +67,20 @@ test: lint template-checks
 	$(BIN)/pytest -m "not soak"
 
 # The whole pipeline on an embedded stack: moto + the TAO emulator + the local event source mapping.
-demo: install
-	$(BIN)/python -m tests.support.demo
+# The function's JSON logs and metrics go to $(DEMO_LOGS) (docs/dashboard.png is drawn from them).
+DEMO_LOGS ?= .demo/function.log
+demo: install-demo
+	$(BIN)/python -m tests.support.demo --function-logs $(DEMO_LOGS)
+
+# moto + the TAO emulator with the secret, bucket and queues, until Ctrl-C; prints the `export`
+# lines that `tao-results run-local`, `enqueue`, `dlq` and `status` need in another terminal.
+local-stack: install-demo
+	$(BIN)/python -m tests.support.local_stack
+
+# docs/dashboard.png: the template's dashboard widgets drawn with the metrics of a demo run.
+dashboard-picture: install
+	test -s $(DEMO_LOGS) || $(MAKE) demo
+	$(BIN)/python -m tests.support.dashboard_picture --logs $(DEMO_LOGS) --out docs/dashboard.png
 
 # The long tier: 1,000+ messages under random faults, a 256 MiB crash; prints its figures.
 soak: install
@@ -76,4 +103,4 @@ integration: install
 	$(BIN)/pytest tests/integration
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam

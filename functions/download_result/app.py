@@ -20,6 +20,6 @@ logger, metrics, tracer = service.telemetry.logger, service.telemetry.metrics, s
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return dict(service.handle_batch(event, context))

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,9 @@ from tests.support.aws_stack import (
     aws_client,
     create_resources,
     free_port,
+    function_environment,
 )
+from tests.support.tao_emulator import Fault, TaoEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 URL_VARIABLES = ("SOURCE_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE")
@@ -455,10 +459,116 @@ def test_run_local_processes_the_queue_until_empty(
     assert status == 0
     out = capsys.readouterr().out
     assert "fine" in out
-    assert "deleted" in out
+    # this handler logs nothing, so nothing says where the message went; the line says so
+    assert "→ done (the function logged no destination" in out
     assert "stopped (until_empty)" in out
+    assert "1 destination unknown" in out
     assert sys.modules[module].MARK == "set-by-flag"
     assert visible(sqs, resources.queue_url) == 0
+
+
+def run_local_with_the_real_function(
+    resources: StackResources, tao: TaoEmulator, sqs: Any, extra: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """The real handler via ``python -m tao_results_cli.cli run-local``: one copy, two dead letters."""
+    tao.configure(client_id="id", client_secret="secret")  # what the resources fixture's secret holds
+    tao.add_result("cli-ok", size=70 * 1024, filename="report.csv")
+    tao.add_result("cli-denied", size=10)
+    tao.add_fault(
+        Fault(
+            "download", "status", "cli-denied", times=None, status=403,
+            body='{"message": "Insufficient scope"}', content_type="application/json",
+        )
+    )  # fmt: skip
+    for reference in ("cli-ok", "cli-denied"):
+        sqs.send_message(QueueUrl=resources.queue_url, MessageBody=json.dumps({"referenceId": reference}))
+    sqs.send_message(QueueUrl=resources.queue_url, MessageBody="not json")
+    environment = function_environment(resources, tao.base_url, RESULTS_PREFIX="cli/")
+    environment.pop("POWERTOOLS_METRICS_DISABLED", None)
+    args = [
+        "run-local",
+        "--queue-url", resources.queue_url,
+        "--function-dir", str(ROOT / "functions" / "download_result"),
+        "--layer-dir", str(ROOT / "layers" / "tao_results"),
+        "--until-empty", "--settle", "0.5", "--timeout", "30",
+    ]  # fmt: skip
+    return run_cli([*args, *extra], env=environment)
+
+
+def test_run_local_says_where_each_message_went_and_keeps_the_function_logs_apart(
+    resources: StackResources, tao: TaoEmulator, sqs: Any, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs" / "function.log"
+    started = time.monotonic()
+    result = run_local_with_the_real_function(resources, tao, sqs, ["--function-logs", str(logs)])
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert not [line for line in lines if line.startswith("{")], result.stdout  # no JSON on stdout
+    [ok] = [line for line in lines if " cli-ok " in line]
+    assert f"→ s3://{resources.bucket}/cli/cli-ok/report.csv" in ok
+    [denied] = [line for line in lines if " cli-denied " in line]
+    assert "→ DLQ (insufficient_scope, HTTP 403)" in denied
+    [malformed] = [line for line in lines if "<no referenceId>" in line]
+    assert "→ DLQ (malformed_message)" in malformed
+    assert f"the function's logs go to {logs}" in lines[0]
+    assert "3 message(s): 1 → S3, 2 → DLQ" in lines[-1]
+    assert time.monotonic() - started < 30  # --until-empty polls briefly: no 20 s long poll at the end
+    records = [json.loads(line) for line in logs.read_text().splitlines()]
+    assert {"Result copied", "Permanent failure, message dead-lettered"} <= {
+        r.get("message") for r in records
+    }
+    assert any("_aws" in record for record in records)  # the EMF metrics are the function's output too
+    assert "{" not in result.stderr
+
+
+def test_run_local_sends_the_function_logs_to_stderr_by_default(
+    resources: StackResources, tao: TaoEmulator, sqs: Any
+) -> None:
+    result = run_local_with_the_real_function(resources, tao, sqs, [])
+
+    assert result.returncode == 0, result.stderr
+    assert not [line for line in result.stdout.splitlines() if line.startswith("{")]
+    logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert "Result copied" in {record.get("message") for record in logged}
+    assert "the function's logs go to stderr" in result.stdout
+
+
+def test_every_option_has_help_that_shows_its_default() -> None:
+    parser = cli.build_parser()
+    missing = []
+    for path, sub in walk_parsers(parser, ["tao-results"]):
+        for action in sub._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            text = action.help or ""
+            if "default" not in text:
+                missing.append(f"{' '.join(path)} {action.option_strings[-1]}: {text!r}")
+    assert not missing, "\n".join(missing)
+
+
+def walk_parsers(parser: argparse.ArgumentParser, path: list[str]) -> Iterator[tuple[list[str], Any]]:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from walk_parsers(sub, [*path, name])
+
+
+def test_redrive_never_takes_its_destination_from_the_environment(
+    resources: StackResources, sqs: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs.send_message(
+        QueueUrl=resources.dead_letter_queue_url, MessageBody=envelope("r", "not_found", 404, "{}")
+    )
+    monkeypatch.setenv("SOURCE_QUEUE_URL", resources.queue_url)
+
+    status = main(["dlq", "redrive", "--dlq-url", resources.dead_letter_queue_url, "--copy"])
+
+    assert status == 2
+    assert "needs --to-queue-url" in capsys.readouterr().err
+    assert visible(sqs, resources.queue_url) == 0
+    assert visible(sqs, resources.dead_letter_queue_url) == 1
 
 
 # ----------------------------------------------------------------------------------- user errors

@@ -4,11 +4,14 @@ Starts moto's server and the TAO emulator (a child process) on loopback ports, c
 the credentials secret, the source queue (redrive to the DLQ after 3 receives) and the DLQ,
 registers results and faults, enqueues a realistic mix of requests, then runs the REAL
 ``lambda_handler`` through the local SQS event source mapping until every message is settled in
-S3 or in the DLQ. Prints a line per invocation outcome, then a table of where each request ended,
-with the S3 bytes checked against the emulator's sha256. Exits non-zero if anything is not where
-it should be. Every process it started is stopped, Ctrl-C included.
+S3 or in the DLQ. Prints a line per message per invocation (the scenario, and where the message went:
+``→ s3://…``, ``→ DLQ (reason)`` or back to the queue), then a table of where each request ended,
+with the S3 bytes checked against the emulator's sha256. The function's own output (JSON log lines,
+EMF metric documents) goes to a file (``--function-logs``), as it would go to CloudWatch Logs.
+Exits non-zero if anything is not where it should be. Every process it started is stopped, Ctrl-C included.
 
-Run from the repository root: ``python -m tests.support.demo [--timeout 100] [--large-mib 120]``.
+Run from the repository root: ``python -m tests.support.demo [--timeout 100] [--large-mib 120]
+[--function-logs .demo/function.log]``.
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from types import FrameType
 from typing import Any
 
 from tao_results_cli.local.context import FunctionSettings
+from tao_results_cli.local.function_output import FunctionOutput, capturing_stdout, where_it_went
 from tao_results_cli.local.loader import load_handler
 from tao_results_cli.local.queues import DeadLetter, enqueue, list_dead_letters
 from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
-from tao_results_cli.local.stats import MessageEvent, Outcome, RunStats
+from tao_results_cli.local.stats import MessageEvent, RunStats
 from tests.support.aws_stack import (
     MotoServer,
     StackResources,
@@ -41,6 +45,7 @@ from tests.support.aws_stack import (
     create_resources,
     function_environment,
 )
+from tests.support.demo_metrics import AwsSideMetrics
 from tests.support.tao_emulator import EmulatorAdmin, Fault, ResultInfo, running_emulator_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -240,25 +245,37 @@ def sha256_of_object(s3: Any, bucket: str, key: str) -> str:
 
 
 class Progress:
-    """Prints a line per message per invocation; remembers when each message was last handled."""
+    """Prints a line per message per invocation: the scenario, and where the message went.
 
-    def __init__(self, started: float, names: dict[str, str]) -> None:
+    Remembers when each message was last handled. ``output`` is the function's stdout, read for
+    the lines that say where each message went; ``stream`` is where the demo's own lines go.
+    """
+
+    def __init__(
+        self, started: float, names: dict[str, str], stories: dict[str, str], output: FunctionOutput
+    ) -> None:
         self.started = started
         self.names = names  # messageId -> referenceId or <malformed>
+        self.stories = stories  # referenceId -> the scenario's one-line description
+        self.output = output
+        self.stream: Any = sys.stdout
         self.last_event: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._width = max(len(f"{name} ({story})") for name, story in stories.items())
 
     def __call__(self, event: MessageEvent) -> None:
         now = time.monotonic()
         name = self.names.get(event.message_id, event.reference_id or MALFORMED)
-        labels = {Outcome.DELETED: "settled by the function", Outcome.RETRY: "transient, SQS will redeliver"}
-        detail = f": {event.detail}" if event.detail else ""
-        label = labels.get(event.outcome, f"{event.outcome.value}{detail}")
+        kind, where = where_it_went(event, self.output)
+        if kind == "retry" and event.receive_count >= MAX_RECEIVE_COUNT:
+            where = where.replace("SQS delivers it again", "SQS moves it to the DLQ (maxReceiveCount)")
+        scenario = f"{name} ({self.stories.get(name, '?')})"
         with self._lock:
             self.last_event[event.message_id] = now
             print(
-                f"  {now - self.started:6.1f}s  {name:<20} receive #{event.receive_count}  "
-                f"{label} ({event.duration_ms / 1000:.1f}s invocation)",
+                f"  {now - self.started:6.1f}s  {scenario:<{self._width}}  #{event.receive_count}  "
+                f"{where} ({event.duration_ms / 1000:.1f}s invocation)",
+                file=self.stream,
                 flush=True,
             )
 
@@ -277,7 +294,11 @@ def send_requests(resources: StackResources, plan: list[Scenario]) -> dict[str, 
 
 
 def run_function(
-    resources: StackResources, environment: dict[str, str], progress: Progress, max_seconds: float
+    resources: StackResources,
+    environment: dict[str, str],
+    progress: Progress,
+    max_seconds: float,
+    aws_side: AwsSideMetrics,
 ) -> tuple[RunStats, str | None]:
     config = RunnerConfig(
         queue_url=resources.queue_url,
@@ -290,16 +311,20 @@ def run_function(
         max_seconds=max_seconds,
     )
     sqs = aws_client("sqs", resources.endpoint_url)
-    mapping = LocalEventSourceMapping(config, sqs=sqs, on_message=[progress])
+    mapping = LocalEventSourceMapping(
+        config, sqs=sqs, on_message=[progress], on_invocation=[aws_side.on_invocation]
+    )
     mapping.prepare()  # AWS_LAMBDA_* first: the handler reads its environment when imported
     paths = [ROOT / "layers" / "tao_results", ROOT / "functions" / "download_result"]
-    mapping.handler = load_handler("app:lambda_handler", paths, environment)
-    stop = threading.Event()
-    restore = install_stop_signals(stop, lambda text: print(f"\n{text}", flush=True))
-    try:
-        return mapping.run(stop), mapping.stop_reason
-    finally:
-        restore()
+    with capturing_stdout(progress.output) as stdout, aws_side.sampling():
+        progress.stream = stdout
+        mapping.handler = load_handler("app:lambda_handler", paths, environment)
+        stop = threading.Event()
+        restore = install_stop_signals(stop, lambda text: print(f"\n{text}", file=stdout, flush=True))
+        try:
+            return mapping.run(stop), mapping.stop_reason
+        finally:
+            restore()
 
 
 def print_report(
@@ -384,12 +409,24 @@ def terminate_on_sigterm() -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.support.demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--timeout", type=float, default=100.0, help="give up after this many seconds (100)")
-    parser.add_argument("--large-mib", type=int, default=120, help="size of the large result in MiB (120)")
+    parser.add_argument(
+        "--timeout", type=float, default=100.0, help="give up after this many seconds (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--large-mib", type=int, default=120, help="size of the large result in MiB (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--function-logs",
+        type=Path,
+        default=Path(".demo/function.log"),
+        metavar="PATH",
+        help="the function's JSON log lines and EMF metrics, overwritten each run (default: %(default)s)",
+    )
     parser.add_argument(
         "--function-log-level",
-        default="CRITICAL",
-        help="POWERTOOLS_LOG_LEVEL for the function (CRITICAL: quiet; WARNING shows every failure it logs)",
+        default="INFO",
+        help="POWERTOOLS_LOG_LEVEL for the function; above INFO the progress lines cannot say where "
+        "each message went (default: %(default)s)",
     )
     return parser.parse_args(argv)
 
@@ -397,6 +434,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     plan = scenarios(args.large_mib)
+    print("starting moto's server (S3, SQS, Secrets Manager) and the TAO emulator...", flush=True)
     with ExitStack() as stack, services(stack) as (moto, admin):
         print(f"moto server at {moto.endpoint_url}, TAO emulator at {admin.base_url}")
         resources = create_resources(
@@ -416,14 +454,20 @@ def demo(args: argparse.Namespace) -> int:
             RETRY_BACKOFF_MAX_SECONDS="3",
             DEADLINE_MARGIN_SECONDS="5",
             POWERTOOLS_LOG_LEVEL=args.function_log_level,
-            POWERTOOLS_METRICS_DISABLED="true",
         )
         names = send_requests(resources, plan)
         print(
-            f"enqueued {len(names)} requests; running the function (batch 3, 4 pollers, maxReceiveCount 3)\n"
+            f"enqueued {len(names)} requests; running the function (batch 3, 4 pollers, maxReceiveCount 3);"
+            f" its logs and metrics go to {args.function_logs}\n"
         )
-        progress = Progress(time.monotonic(), names)
-        stats, reason = run_function(resources, environment, progress, args.timeout)
+        args.function_logs.parent.mkdir(parents=True, exist_ok=True)
+        log_file = stack.enter_context(args.function_logs.open("w", encoding="utf-8"))
+        stories = {scenario.reference_id: scenario.story for scenario in plan}
+        progress = Progress(time.monotonic(), names, stories, FunctionOutput(log_file, resources.bucket))
+        queue_urls = {"source": resources.queue_url, "dead-letter": resources.dead_letter_queue_url}
+        aws_side = AwsSideMetrics(aws_client("sqs", resources.endpoint_url), queue_urls)
+        stats, reason = run_function(resources, environment, progress, args.timeout, aws_side)
+        aws_side.write(args.function_logs.with_name("aws-metrics.log"))
         print(f"\nlocal event source mapping stopped ({reason}); checking S3 and the DLQ...\n")
         landings = find_landings(resources, [scenario.reference_id for scenario in plan])
         all_ok = print_report(plan, infos, landings, stats, progress)

@@ -2,6 +2,7 @@
 
 - ``cli``: the ``tao-results`` command (enqueue, dlq list/redrive, run-local, doctor)
 - ``doctor``: the checks behind ``tao-results doctor``
+- ``status``: what ``tao-results status`` reads (queues, dead-letter reasons, metrics)
 - ``local``: a local SQS event source mapping that runs the function on this machine
 
 Installed by ``pyproject.toml`` for operators and developers; the Lambda layer

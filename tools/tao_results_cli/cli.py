@@ -16,7 +16,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
@@ -37,6 +38,7 @@ from tao_results.message import is_valid_reference_id
 from tao_results_cli import doctor
 from tao_results_cli.local.aws import error_code, queue_arn, sqs_client
 from tao_results_cli.local.context import FunctionSettings
+from tao_results_cli.local.function_output import FunctionOutput, capturing_stdout, where_it_went
 from tao_results_cli.local.loader import HandlerLoadError, load_handler
 from tao_results_cli.local.queues import (
     REFERENCE_ID,
@@ -51,7 +53,8 @@ from tao_results_cli.local.queues import (
     wait_for_move_task,
 )
 from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
-from tao_results_cli.local.stats import MessageEvent, Outcome, RunStats
+from tao_results_cli.local.stats import MessageEvent, RunStats
+from tao_results_cli.status import StackNotFound, format_status, read_status
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -92,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dlq_redrive(dlq_commands)
     _add_run_local(commands)
     _add_doctor(commands)
+    _add_status(commands)
     return parser
 
 
@@ -125,9 +129,14 @@ def _add_enqueue(commands: Any) -> None:
     _queue_option(parser, "--queue-url", "SOURCE_QUEUE_URL", "the source queue")
     parser.add_argument("refs", nargs="*", metavar="REF", help="referenceIds; '-' reads them from stdin")
     parser.add_argument(
-        "-f", "--file", type=Path, help="read referenceIds from FILE, one per line ('#' comments allowed)"
+        "-f",
+        "--file",
+        type=Path,
+        help="read referenceIds from FILE, one per line, '#' comments allowed (default: none)",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing on success (default: one summary line)"
+    )
     parser.set_defaults(func=cmd_enqueue)
 
 
@@ -140,14 +149,19 @@ def _add_dlq_list(commands: Any) -> None:
         "moved by SQS's redrive policy are shown with reason max_receive_count_exceeded.",
     )
     _queue_option(parser, "--dlq-url", "DEAD_LETTER_QUEUE_URL", "the dead-letter queue")
-    parser.add_argument("--max", type=_positive_int, default=100, metavar="N", help="show at most N (100)")
-    parser.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
+    parser.add_argument(
+        "--max", type=_positive_int, default=100, metavar="N", help="show at most N (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print a JSON array instead of a table (default: a table)"
+    )
     parser.add_argument(
         "--hold",
         type=_positive_int,
         default=30,
         metavar="SECONDS",
-        help="how long messages may stay hidden while the queue is read (30; reset to 0 at the end)",
+        help="how long messages may stay hidden while the queue is read; reset to 0 at the end "
+        "(default: %(default)s)",
     )
     parser.set_defaults(func=cmd_dlq_list)
 
@@ -159,20 +173,41 @@ def _add_dlq_redrive(commands: Any) -> None:
         description="Move every dead letter back, bodies verbatim, with SQS's StartMessageMoveTask "
         "(to --to-queue-url, else to the queue each message came from) and wait for it to finish. "
         "Where the endpoint lacks StartMessageMoveTask, or with --copy, messages are received, sent "
-        "to --to-queue-url and deleted from the DLQ only once the send succeeded.",
+        "to --to-queue-url and deleted from the DLQ only once the send succeeded. The destination "
+        "is never taken from the environment: name it, or let SQS return each message where it "
+        "came from.",
     )
     _queue_option(parser, "--dlq-url", "DEAD_LETTER_QUEUE_URL", "the dead-letter queue")
-    _queue_option(parser, "--to-queue-url", "SOURCE_QUEUE_URL", "destination queue (needed by the copy path)")
     parser.add_argument(
-        "--copy", action="store_true", help="skip StartMessageMoveTask; receive, send, then delete"
+        "--to-queue-url",
+        metavar="URL",
+        help="destination queue; the copy path needs it (default: none: the move task returns each "
+        "message to the queue it came from)",
     )
-    parser.add_argument("--max", type=_positive_int, metavar="N", help="copy path: move at most N messages")
     parser.add_argument(
-        "--rate", type=_positive_int, metavar="N", help="move task: MaxNumberOfMessagesPerSecond"
+        "--copy",
+        action="store_true",
+        help="skip StartMessageMoveTask; receive, send, then delete (default: the move task, copying "
+        "only where the endpoint lacks it)",
     )
-    parser.add_argument("--no-wait", action="store_true", help="move task: start it and return")
     parser.add_argument(
-        "--timeout", type=float, default=3600.0, metavar="SECONDS", help="move task: wait at most this long"
+        "--max", type=_positive_int, metavar="N", help="copy path: move at most N messages (default: all)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=_positive_int,
+        metavar="N",
+        help="move task: MaxNumberOfMessagesPerSecond (default: SQS's, up to 500 per second)",
+    )
+    parser.add_argument(
+        "--no-wait", action="store_true", help="move task: start it and return (default: wait for it)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="move task: wait at most this long (default: %(default)s)",
     )
     parser.set_defaults(func=cmd_dlq_redrive)
 
@@ -188,17 +223,57 @@ def _add_run_local(commands: Any) -> None:
         "the current batch and stops; a second Ctrl-C interrupts.",
     )
     _queue_option(parser, "--queue-url", "SOURCE_QUEUE_URL", "the source queue")
-    parser.add_argument("--function-dir", type=Path, default=Path("functions/download_result"))
-    parser.add_argument("--layer-dir", type=Path, default=Path("layers/tao_results"))
-    parser.add_argument("--handler", default="app:lambda_handler", metavar="MODULE:FUNCTION")
-    parser.add_argument("--batch-size", type=_positive_int, default=10, help="records per invocation (10)")
     parser.add_argument(
-        "--batching-window", type=float, default=0.0, metavar="SECONDS", help="MaximumBatchingWindow (0)"
+        "--function-logs",
+        default="-",
+        metavar="PATH",
+        help="where the function's own output (JSON log lines, EMF metrics) goes: a file (appended), "
+        "'-' for stderr, 'none' to drop it; this command's lines stay on stdout (default: -)",
     )
-    parser.add_argument("--concurrency", type=_positive_int, default=1, help="parallel pollers (1)")
-    parser.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS", help="function timeout")
-    parser.add_argument("--memory", type=_positive_int, default=1024, metavar="MB", help="memory_limit_in_mb")
-    parser.add_argument("--function-name", default="download-result")
+    parser.add_argument(
+        "--function-dir",
+        type=Path,
+        default=Path("functions/download_result"),
+        help="the function's code (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--layer-dir", type=Path, default=Path("layers/tao_results"), help="the layer (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--handler", default="app:lambda_handler", metavar="MODULE:FUNCTION", help="(default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=10, help="records per invocation (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batching-window",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="MaximumBatchingWindowInSeconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--concurrency", type=_positive_int, default=1, help="parallel pollers (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="function timeout (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--memory",
+        type=_positive_int,
+        default=1024,
+        metavar="MB",
+        help="memory_limit_in_mb (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--function-name",
+        default="download-result",
+        help="the context's function_name (default: %(default)s)",
+    )
     parser.add_argument(
         "--visibility",
         type=int,
@@ -206,16 +281,39 @@ def _add_run_local(commands: Any) -> None:
         help="VisibilityTimeout passed to ReceiveMessage (default: the queue's own, as Lambda)",
     )
     parser.add_argument(
-        "--wait-time", type=int, default=20, metavar="SECONDS", help="long-poll WaitTimeSeconds (20)"
+        "--wait-time",
+        type=int,
+        metavar="SECONDS",
+        help="ReceiveMessage WaitTimeSeconds (default: 20, as Lambda; 1 with --until-empty, so the run "
+        "ends soon after the queue is empty)",
     )
     parser.add_argument(
-        "--env", action="append", default=[], metavar="KEY=VALUE", help="extra function environment"
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra function environment, repeatable (default: none; POWERTOOLS_LOG_LEVEL is INFO "
+        "unless set, so that the function's lines say where each message went)",
     )
-    parser.add_argument("--until-empty", action="store_true", help="stop once the queue stays empty")
-    parser.add_argument("--settle", type=float, default=2.0, metavar="SECONDS", help="for --until-empty (2)")
-    parser.add_argument("--max-seconds", type=float, metavar="N", help="stop after N seconds")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no line per message")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log the runner's own activity")
+    parser.add_argument(
+        "--until-empty",
+        action="store_true",
+        help="stop once no message is visible, in flight or delayed (default: run until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="--until-empty: how long the queue must stay empty (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-seconds", type=float, metavar="N", help="stop after N seconds (default: no limit)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no line per message (default: one each)")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log the runner's own activity (default: warnings only)"
+    )
     parser.set_defaults(func=cmd_run_local)
 
 
@@ -248,8 +346,16 @@ def _add_doctor(commands: Any) -> None:
         description=DOCTOR_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--stack-name", metavar="NAME", help="read the deployment from this stack")
-    parser.add_argument("--function-name", metavar="NAME", help="the function (name or ARN)")
+    parser.add_argument(
+        "--stack-name",
+        metavar="NAME",
+        help="read the deployment from this stack (default: none: the settings of this environment)",
+    )
+    parser.add_argument(
+        "--function-name",
+        metavar="NAME",
+        help="the function, name or ARN (default: the stack's, else found from the source queue)",
+    )
     parser.add_argument(
         "--source-queue-url",
         metavar="URL",
@@ -258,9 +364,38 @@ def _add_doctor(commands: Any) -> None:
     parser.add_argument(
         "--reference-id",
         metavar="ID",
-        help="a referenceId whose result is ready: asks the Download API for its signed URL",
+        help="a referenceId whose result is ready: asks the Download API for its signed URL "
+        "(default: none: the Download API check is SKIP)",
     )
     parser.set_defaults(func=cmd_doctor)
+
+
+DEFAULT_STACK_NAME = "tao-results-to-s3"  # samconfig.toml's stack_name
+
+
+def _add_status(commands: Any) -> None:
+    parser = commands.add_parser(
+        "status",
+        help="a deployed stack's queue depths, dead-letter reasons and last hour's copies",
+        description="Read the stack's outputs (CloudFormation DescribeStacks), then print visible, "
+        "in-flight and delayed messages on the source queue and the DLQ, the DLQ's reasons by count "
+        "(peeked like 'dlq list': each peeked message's ApproximateReceiveCount goes up by one), and "
+        "the last hour's ResultsCopied and BytesCopied from CloudWatch when the caller may read them.",
+    )
+    parser.add_argument(
+        "--stack-name",
+        default=DEFAULT_STACK_NAME,
+        metavar="NAME",
+        help="the CloudFormation stack (default: %(default)s, samconfig.toml's stack_name)",
+    )
+    parser.add_argument(
+        "--max",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="peek at most N dead letters for the reasons (default: %(default)s)",
+    )
+    parser.set_defaults(func=cmd_status)
 
 
 def _positive_int(text: str) -> int:
@@ -438,7 +573,7 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
     dlq_url = require_url(args.dlq_url, "--dlq-url", "DEAD_LETTER_QUEUE_URL")
     destination = args.to_queue_url
     if destination:
-        require_url(destination, "--to-queue-url", "SOURCE_QUEUE_URL")
+        require_url(destination, "--to-queue-url", "(no variable: name the queue)")
     sqs = sqs_client(dlq_url)
     dlq_arn = existing_queue_arn(sqs, dlq_url)
     destination_arn = existing_queue_arn(sqs, destination) if destination else None
@@ -448,7 +583,7 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
             return started
         print("StartMessageMoveTask is not supported by this endpoint; copying instead", file=sys.stderr)
     if not destination:
-        raise UserError("the copy path needs --to-queue-url (or SOURCE_QUEUE_URL)")
+        raise UserError("the copy path needs --to-queue-url (the destination is never guessed)")
     result = redrive_by_copy(sqs, dlq_url, destination, limit=args.max)
     print(f"moved {result.moved} message(s) to {destination} by copy; {result.failed} not moved")
     return FAILURE if result.failed else 0
@@ -478,6 +613,18 @@ def _try_move_task(
     return 0 if result.status == "COMPLETED" else FAILURE
 
 
+# ------------------------------------------------------------------------------------------- status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    try:
+        report = read_status(args.stack_name, peek_limit=args.max)
+    except StackNotFound as error:
+        raise UserError(str(error)) from error
+    print(format_status(report))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------- run-local
 
 
@@ -491,13 +638,20 @@ def parse_env_pairs(pairs: Iterable[str]) -> dict[str, str]:
     return environment
 
 
+SHORT_POLL_SECONDS = 1  # --until-empty: a poller must not sit in a 20 s long poll once the queue is empty
+LAMBDA_WAIT_SECONDS = 20  # what Lambda's pollers use
+
+
 def cmd_run_local(args: argparse.Namespace) -> int:
     url = require_url(args.queue_url, "--queue-url", "SOURCE_QUEUE_URL")
+    wait_time = args.wait_time
+    if wait_time is None:
+        wait_time = SHORT_POLL_SECONDS if args.until_empty else LAMBDA_WAIT_SECONDS
     config = RunnerConfig(
         queue_url=url,
         batch_size=args.batch_size,
         concurrency=args.concurrency,
-        wait_time_seconds=args.wait_time,
+        wait_time_seconds=wait_time,
         batching_window_seconds=args.batching_window,
         visibility_timeout=args.visibility,
         function=FunctionSettings(args.function_name, "$LATEST", args.memory, args.timeout),
@@ -517,39 +671,92 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         if not directory.is_dir():
             raise UserError(f"not a directory: {directory}")
     environment = parse_env_pairs(args.env)
+    if "POWERTOOLS_LOG_LEVEL" not in environment and "POWERTOOLS_LOG_LEVEL" not in os.environ:
+        environment["POWERTOOLS_LOG_LEVEL"] = "INFO"
     sqs = sqs_client(url, pool_size=config.concurrency + 4)
     existing_queue_arn(sqs, url)
-    hooks = [] if args.quiet else [print_message_event]
-    mapping = LocalEventSourceMapping(config, sqs=sqs, on_message=hooks)
-    mapping.prepare()  # the runtime's AWS_LAMBDA_* variables, before the handler is imported
-    mapping.handler = load_handler(args.handler, [args.layer_dir, args.function_dir], environment)
-    stop = threading.Event()
-    restore = install_stop_signals(stop, lambda text: print(text, file=sys.stderr))
-    try:
-        stats = mapping.run(stop)
-    finally:
-        restore()
-    print(run_summary(stats, mapping.stop_reason))
+    with function_log_sink(args.function_logs) as (sink, where):
+        bucket = environment.get("RESULTS_BUCKET") or os.environ.get("RESULTS_BUCKET")
+        output = FunctionOutput(sink, bucket)
+        with capturing_stdout(output) as stdout:
+            print(f"polling {url}; the function's logs go to {where}", file=stdout, flush=True)
+            tally = DestinationTally()
+            hooks = [] if args.quiet else [MessagePrinter(output, tally, stdout)]
+            mapping = LocalEventSourceMapping(config, sqs=sqs, on_message=hooks)
+            mapping.prepare()  # the runtime's AWS_LAMBDA_* variables, before the handler is imported
+            mapping.handler = load_handler(args.handler, [args.layer_dir, args.function_dir], environment)
+            stop = threading.Event()
+            restore = install_stop_signals(stop, lambda text: print(text, file=sys.stderr))
+            try:
+                stats = mapping.run(stop)
+            finally:
+                restore()
+            print(run_summary(stats, mapping.stop_reason, tally if hooks else None), file=stdout)
     return 0
 
 
-def print_message_event(event: MessageEvent) -> None:
-    reference = event.reference_id or "<no referenceId>"
-    detail = f" ({event.detail})" if event.detail and event.outcome != Outcome.DELETED else ""
-    print(
-        f"{time.strftime('%H:%M:%S')} {reference} [{event.message_id[:8]}] receive #{event.receive_count}: "
-        f"{event.outcome.value} in {event.duration_ms:.0f} ms{detail}",
-        flush=True,
-    )
+@contextmanager
+def function_log_sink(target: str) -> Iterator[tuple[IO[str] | None, str]]:
+    """The stream the function's output goes to, and how to name it to the user."""
+    if target == "-":
+        yield sys.stderr, "stderr"
+    elif target == "none":
+        yield None, "nowhere (--function-logs none)"
+    else:
+        path = Path(target)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open("a", encoding="utf-8")
+        except OSError as error:
+            raise UserError(f"cannot write the function's logs to {path}: {error.strerror}") from error
+        with handle:
+            yield handle, str(path)
 
 
-def run_summary(stats: RunStats, reason: str | None) -> str:
+class DestinationTally:
+    """How many messages ended where, from the per-message lines (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+
+    def add(self, kind: str) -> None:
+        with self._lock:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def describe(self) -> str:
+        labels = {"s3": "→ S3", "dlq": "→ DLQ", "retry": "retried", "kept": "kept (batch failed)",
+                  "unknown": "destination unknown"}  # fmt: skip
+        parts = [f"{self.counts[kind]} {label}" for kind, label in labels.items() if self.counts.get(kind)]
+        return ", ".join(parts) or "no message handled"
+
+
+class MessagePrinter:
+    """One line per message per invocation, saying where it went: ``→ s3://…`` or ``→ DLQ (reason)``."""
+
+    def __init__(self, output: FunctionOutput, tally: DestinationTally, stream: IO[str]) -> None:
+        self.output = output
+        self.tally = tally
+        self.stream = stream
+
+    def __call__(self, event: MessageEvent) -> None:
+        kind, text = where_it_went(event, self.output)
+        self.tally.add(kind)
+        reference = event.reference_id or "<no referenceId>"
+        print(
+            f"{time.strftime('%H:%M:%S')} {reference} [{event.message_id[:8]}] "
+            f"receive #{event.receive_count} {text} ({event.duration_ms / 1000:.1f}s invocation)",
+            file=self.stream,
+            flush=True,
+        )
+
+
+def run_summary(stats: RunStats, reason: str | None, tally: DestinationTally | None = None) -> str:
     messages = stats.messages()
-    counts = {outcome: stats.count(outcome) for outcome in Outcome}
-    settled = ", ".join(f"{count} {outcome.value}" for outcome, count in counts.items() if count)
+    where = f": {tally.describe()}" if tally is not None else ""
     return (
         f"stopped ({reason}) after {stats.elapsed:.1f}s: {stats.invocations} invocation(s), "
-        f"{len(messages)} message(s) seen (last outcome: {settled or 'none'})"
+        f"{len(messages)} message(s){where}"
     )
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
+from tao_results import errors
 from tao_results.redaction import SECRETS
 
 # These libraries print request URLs (with signatures), response bodies (with the secret) or whole
@@ -58,6 +60,39 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+# The values of the failure metrics' ``reason`` dimension. Each value is a separate CloudWatch
+# metric (and a line on the dashboard), so the set is closed: every reason of errors.py's tables and
+# outcomes, the ones raised directly in the layer, and ``other`` for anything else.
+OTHER_REASON = "other"
+
+
+def _classified_reasons() -> set[str]:
+    reasons: set[str] = set()
+    for value in vars(errors).values():
+        values = value.values() if isinstance(value, Mapping) else [value]
+        for item in values:
+            if isinstance(item, errors.Outcome):
+                reasons.add(item.reason)
+            elif isinstance(value, Mapping) and isinstance(item, str):
+                reasons.add(item)  # PERMANENT_AWS_ERROR_CODES: AWS error code -> reason
+    return reasons
+
+
+METRIC_REASONS: frozenset[str] = frozenset(
+    _classified_reasons()
+    | {"aws_unavailable", "connection_error", "credentials_invalid", "credentials_unavailable",
+       "dead_letter_unavailable", "deadline", "download_interrupted", "http_error", "internal_error",
+       "invalid_api_response", "length_mismatch", "malformed_message", "not_ready", "result_too_large",
+       "retries_exhausted", "signed_url_rejected", "token_response_invalid", "unexpected_error",
+       OTHER_REASON}
+)  # fmt: skip
+
+
+def metric_reason(reason: str | None) -> str:
+    """``reason`` if it is one of :data:`METRIC_REASONS`, else ``other`` (bounded dimension values)."""
+    return reason if reason in METRIC_REASONS else OTHER_REASON
+
+
 @dataclass
 class Telemetry:
     """The function's logger, metrics and tracer, and the few metrics it publishes."""
@@ -72,11 +107,27 @@ class Telemetry:
         self._add("BytesCopied", MetricUnit.Bytes, size)
         self._add("CopyDuration", MetricUnit.Milliseconds, round(seconds * 1000, 1))
 
-    def permanent_failure(self) -> None:
+    def permanent_failure(self, reason: str | None = None) -> None:
+        """Count a dead-lettered message: ``PermanentFailures`` by service, and by service + reason."""
         self._add("PermanentFailures", MetricUnit.Count, 1)
+        self._by_reason("PermanentFailures", reason)
 
-    def transient_failure(self) -> None:
+    def transient_failure(self, reason: str | None = None) -> None:
+        """Count a message left for redelivery: ``TransientFailures`` by service, and by service + reason."""
         self._add("TransientFailures", MetricUnit.Count, 1)
+        self._by_reason("TransientFailures", reason)
+
+    def _by_reason(self, name: str, reason: str | None) -> None:
+        # One EMF document shares its dimensions across all its metrics, so a per-record ``reason``
+        # cannot join the invocation's document: it gets a document of its own, printed now.
+        if is_metrics_disabled():
+            return
+        dimensions = {"service": str(self.metrics.service)} if self.metrics.service else {}
+        with self._lock, single_metric(
+            name=name, unit=MetricUnit.Count, value=1, namespace=self.metrics.namespace,
+            default_dimensions=dimensions,
+        ) as metric:  # fmt: skip
+            metric.add_dimension(name="reason", value=metric_reason(reason))
 
     def _add(self, name: str, unit: MetricUnit, value: float) -> None:
         # Records run on worker threads; Metrics keeps plain dicts.

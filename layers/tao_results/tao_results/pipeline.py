@@ -76,7 +76,7 @@ class RecordProcessor:
                     internal = TransientError("internal_error", type(bug).__name__)
                     self._dead_letter(record, reference_id, _exhausted(internal), deadline, last=internal)
                     return
-                self.telemetry.transient_failure()
+                self.telemetry.transient_failure("unexpected_error")
                 raise
 
     def _copy_or_dead_letter(self, record: Mapping[str, Any], reference_id: str, deadline: Deadline) -> None:
@@ -98,7 +98,7 @@ class RecordProcessor:
             return self.retries.is_last_delivery(record)
 
     def _retry_later(self, record: Mapping[str, Any], error: TransientError, deadline: Deadline) -> None:
-        self.telemetry.transient_failure()
+        self.telemetry.transient_failure(error.reason)
         with deadline_scope(deadline.for_cleanup()):
             delay = self.retries.defer(record, error)
         self.telemetry.logger.warning(
@@ -189,7 +189,7 @@ class RecordProcessor:
         # A dead letter after the work deadline (retries exhausted by a stall) still gets sent.
         with deadline_scope(deadline.for_cleanup()):
             self.dead_letters.send(record, reference_id, error, last)
-        self.telemetry.permanent_failure()
+        self.telemetry.permanent_failure(error.reason)
         self.telemetry.logger.error(
             "Permanent failure, message dead-lettered",
             extra=log_fields(

@@ -1,0 +1,176 @@
+"""The function's standard output, kept apart from the runner's own lines and read for destinations.
+
+In Lambda, whatever the function writes to stdout (its JSON log lines, its EMF metric documents)
+goes to CloudWatch Logs. Run locally, :class:`FunctionOutput` takes stdout's place for the run:
+every complete line goes to a sink of its own (a file, stderr, or nowhere) and the lines that say
+where a message went are remembered, so the runner can print ``→ s3://bucket/key`` or
+``→ DLQ (reason)`` per message. The lines it reads are the function's own (see
+``tao_results.pipeline``): "Result copied" (``key``, ``correlation_id`` = the referenceId),
+"Permanent failure, message dead-lettered" and "Transient failure, ..." (``reason``,
+``message_id``). They are logged at INFO and above, so the function's log level must be INFO or
+lower for destinations to be known.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+import threading
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any
+
+from tao_results_cli.local.stats import MessageEvent, Outcome
+
+COPIED = "Result copied"
+DEAD_LETTERED = "Permanent failure, message dead-lettered"
+TRANSIENT = "Transient failure, the message will be retried"
+UNEXPECTED = "Unexpected error, the message will be retried"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where the function said a message went: ``s3`` (``where`` = s3://bucket/key), ``dlq``, ``retry``."""
+
+    kind: str
+    where: str
+
+    def arrow(self) -> str:
+        return f"→ {self.where}"
+
+
+class FunctionOutput(io.TextIOBase):
+    """A stand-in for ``sys.stdout``: whole lines to ``sink``, destinations remembered.
+
+    Thread-safe: each thread's partial line is buffered apart (``print`` writes the text and the
+    newline in two calls), and complete lines are written to the sink one at a time.
+    """
+
+    def __init__(self, sink: IO[str] | None, bucket: str | None = None) -> None:
+        super().__init__()
+        self.sink = sink
+        self.bucket = bucket or "?"
+        self.lines = 0
+        self.metric_documents = 0
+        self._partial = threading.local()
+        self._lock = threading.Lock()
+        self._copies: dict[str, deque[Destination]] = defaultdict(deque)  # by referenceId
+        self._by_message: dict[str, Destination] = {}  # dead letters and retries, by messageId
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        pending: str = getattr(self._partial, "text", "") + text
+        *complete, rest = pending.split("\n")
+        self._partial.text = rest
+        for line in complete:
+            self._line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self.sink is not None:
+                self.sink.flush()
+
+    def _line(self, line: str) -> None:
+        record = _json_object(line)
+        with self._lock:
+            self.lines += 1
+            if record is not None:
+                self._remember(record)
+            if self.sink is not None:
+                self.sink.write(line + "\n")
+
+    def _remember(self, record: dict[str, Any]) -> None:
+        if "_aws" in record:
+            self.metric_documents += 1
+            return
+        message = record.get("message")
+        if message == COPIED and isinstance(record.get("key"), str):
+            reference = str(record.get("correlation_id"))
+            self._copies[reference].append(Destination("s3", f"s3://{self.bucket}/{record['key']}"))
+        elif message in (DEAD_LETTERED, TRANSIENT) and record.get("message_id"):
+            reason = str(record.get("reason") or "?")
+            status = record.get("http_status")
+            why = f"{reason}, HTTP {status}" if status else reason
+            destination = (
+                Destination("dlq", f"DLQ ({why})")
+                if message == DEAD_LETTERED
+                else Destination("retry", f"retry ({why})")
+            )
+            self._by_message[str(record["message_id"])] = destination
+
+    def destination(self, message_id: str, reference_id: str | None) -> Destination | None:
+        """What the function logged for this message's last invocation (each line is used once)."""
+        with self._lock:
+            found = self._by_message.pop(message_id, None)
+            if found is not None:
+                return found
+            copies = self._copies.get(str(reference_id))
+            return copies.popleft() if copies else None
+
+
+def _json_object(line: str) -> dict[str, Any] | None:
+    if not line.startswith("{"):
+        return None
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@contextmanager
+def capturing_stdout(output: FunctionOutput) -> Iterator[IO[str]]:
+    """Route ``sys.stdout`` to ``output`` for the block; yields the real stdout for the runner's lines.
+
+    A Powertools logger keeps the stream it found when it was created; one created before the block
+    (a logger configured earlier in this process) is pointed at ``output`` too, and back afterwards.
+    """
+    real = sys.stdout
+    sys.stdout = output
+    moved = _point_stream_handlers(real, output)
+    try:
+        yield real
+    finally:
+        sys.stdout = real
+        for handler in moved:
+            handler.setStream(real)
+        _point_stream_handlers(output, real)
+
+
+def _point_stream_handlers(
+    old: IO[str] | io.TextIOBase, new: IO[str] | io.TextIOBase
+) -> list[logging.StreamHandler[Any]]:
+    moved = []
+    loggers = [logging.getLogger(name) for name in list(logging.Logger.manager.loggerDict)]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+                handler.setStream(new)
+                moved.append(handler)
+    return moved
+
+
+def where_it_went(event: MessageEvent, output: FunctionOutput) -> tuple[str, str]:
+    """(kind, text) for one ``MessageEvent``: ``s3``, ``dlq``, ``retry``, ``kept`` or ``unknown``.
+
+    ``kept``: the invocation failed as a whole (raised, timed out, answered nonsense), so SQS will
+    deliver every message of the batch again.
+    """
+    said = output.destination(event.message_id, event.reference_id)
+    if event.outcome == Outcome.DELETED:
+        if said is not None and said.kind in ("s3", "dlq"):
+            return said.kind, said.arrow()
+        return "unknown", "→ done (the function logged no destination: log level above INFO?)"
+    if event.outcome == Outcome.RETRY:
+        return "retry", (said.arrow() if said is not None else "→ retry") + ", SQS delivers it again"
+    if event.outcome == Outcome.DELETE_FAILED:
+        where = said.arrow() if said is not None else "→ done"
+        return "kept", f"{where}, but DeleteMessage failed: SQS delivers it again"
+    return "kept", f"→ back to the queue: {event.outcome.value} ({event.detail})"
