@@ -32,6 +32,7 @@ from tests.support.aws_stack import (
     create_resources,
     function_environment,
 )
+from tests.support.network import TableResolver
 from tests.support.tao_emulator import Fault, TaoEmulator
 from tests.template.test_template import TEMPLATE, load_cfn_yaml
 
@@ -588,3 +589,30 @@ def test_through_the_console_module(deployment: Deployment, tao: TaoEmulator) ->
     result = run_cli(["doctor", *full_args(deployment)], {**env, **deployment.function_env})
     assert result.returncode == 1
     assert result.stdout.strip().splitlines()[-1].startswith("doctor: FAIL: token (")
+
+
+def test_an_allowed_name_on_an_unlisted_private_address_fails_the_policy_check(
+    deployment: Deployment, tao: TaoEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The function refuses this at connect time (every message would be dead-lettered), so the
+    # doctor must too: it resolves the name (here through a table, never DNS) and admits addresses.
+    port = tao.port
+    tao.add_fault(Fault("download", "signed_url", url=f"http://files.tao.test:{port}{{signed_path}}"))
+    monkeypatch.setenv("SIGNED_URL_ALLOWED_HOSTS", f"files.tao.test:{port},amazon-s3")
+    resolver = TableResolver({"files.tao.test": ["127.0.0.1"]})
+    options = DoctorOptions(
+        function_name=deployment.function_name,
+        source_queue_url=deployment.resources.queue_url,
+        reference_id=READY,
+    )
+
+    results = {r.name: r for r in Doctor(options, os.environ, resolver=resolver).run()}
+
+    check = results["signed-url-policy"]
+    assert check.verdict is Verdict.FAIL, check
+    assert "resolved to 127.0.0.1 (loopback), not allowed" in check.detail
+    assert resolver.lookups == ["files.tao.test"]
+
+    monkeypatch.setenv("SIGNED_URL_ALLOWED_HOSTS", f"files.tao.test:{port},127.0.0.1,amazon-s3")
+    results = {r.name: r for r in Doctor(options, os.environ, resolver=resolver).run()}
+    assert results["signed-url-policy"].verdict is Verdict.PASS, results["signed-url-policy"]

@@ -484,3 +484,27 @@ def test_content_type_is_kept_only_when_valid_and_the_object_is_an_attachment(
     obj = h.object(KEY)
     assert obj["ContentType"] == stored
     assert obj["ContentDisposition"] == "attachment; filename=\"result.csv\"; filename*=UTF-8''result.csv"
+
+
+@pytest.mark.parametrize("status", [203, 206])
+def test_an_unexpected_success_status_never_quotes_the_result_in_the_dead_letter(harness, tao, status):
+    # A 206 or 203 body is result data (student rows): it must not reach the DLQ or the logs.
+    tao.add_result("ref-s", size=100)
+    tao.add_fault(Fault(stage="storage", kind="status", status=status, body="student-42,Ada Lovelace"))
+    h = harness()
+    _, failed = h.run({"referenceId": "ref-s"})
+    assert failed == []
+    letter = only(h.dead_letters())
+    assert letter["reason"] == "unexpected_status"
+    assert "Lovelace" not in json.dumps(letter)
+    assert "not quoted" in letter["detail"]
+
+
+def test_an_s3_message_longer_than_the_detail_keeps_its_code_and_a_cut_message(harness, tao):
+    tao.add_result("ref-s", size=100)
+    tao.add_fault(Fault(stage="storage", kind="status", status=400, code="InvalidRequest", message="x" * 500))
+    h = harness()
+    h.run({"referenceId": "ref-s"})
+    letter = only(h.dead_letters())
+    assert letter["detail"].startswith("storage answered 400: InvalidRequest: xxxx")
+    assert "None" not in letter["detail"]

@@ -101,7 +101,8 @@ carries the request's ``host`` header, ``cookie_present`` and ``tls``.
 ``echo_credentials`` (False): every error answer of the token endpoint, the Download API and the
 storage quotes what the request carried (its ``Authorization`` value, its query string, its form
 body, decoded), as gateways and WAFs do. The quote cycles through the forms an echo takes: raw,
-JSON-escaped (ASCII), percent-encoded, JSON-escaped twice; it goes in the JSON ``message``, in the
+JSON-escaped (ASCII), percent-encoded, JSON-escaped twice, PHP's JSON (``\\/``), ``\\u00XX`` for
+every non-alphanumeric character, XML numeric references; it goes in the JSON ``message``, in the
 S3 XML ``Message`` (XML-escaped), or after a text body. ``stats()["echoed_errors"]`` counts them.
 
 Faults
@@ -1268,7 +1269,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not emulator._settings.echo_credentials:
                 return body
             emulator._stats["echoed_errors"] += 1
-            form = emulator._stats["echoed_errors"] % 4
+            form = emulator._stats["echoed_errors"] % 7
         query = self.path.partition("?")[2]
         sent = (
             f"Authorization: {self.headers.get('Authorization', '')}; query: {unquote(query)}; "
@@ -1279,6 +1280,9 @@ class _Handler(BaseHTTPRequestHandler):
             json.dumps(sent)[1:-1],
             quote(sent, safe=""),
             json.dumps(json.dumps(sent))[1:-1],
+            json.dumps(sent)[1:-1].replace("/", "\\/"),  # PHP's json_encode
+            "".join(ch if ch.isalnum() else f"\\u{ord(ch):04x}" for ch in sent),  # \u00XX everywhere
+            "".join(ch if ch.isalnum() else f"&#{ord(ch)};" for ch in sent),  # XML numeric references
         ][form]
         text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
         media_type = (content_type or "").split(";")[0].strip().lower()

@@ -11,12 +11,13 @@ from urllib.parse import quote, quote_plus, urlencode
 import pytest
 
 from tao_results.http import MAX_DETAIL_CHARACTERS, answer_detail
-from tao_results.observability import RedactingFilter, redact_trace_document
+from tao_results.observability import RedactingFilter, RedactingFormatter, redact_trace_document
 from tao_results.redaction import (
     ACCESS_TOKEN,
     CLIENT_SECRET,
     REDACTED,
     SECRETS,
+    WITHHELD,
     SecretRegistry,
     register_signed_url,
     scrub_and_cut,
@@ -155,3 +156,57 @@ def test_records_for_other_handlers_are_scrubbed_and_a_bad_one_does_not_raise() 
     assert record.getMessage() == f"answer: {REDACTED}"
     broken = logging.LogRecord("x", logging.WARNING, __file__, 1, "%s %s", ("only one",), None)
     assert RedactingFilter().filter(broken)
+
+
+SLASHED_SECRET = 'Zm9vYmFy/cXV4+YmF6== "a\\ss/42'
+
+
+def _php_json(text: str) -> str:
+    return json.dumps(text)[1:-1].replace("/", "\\/")
+
+
+def _every_char_unicode_escaped(text: str) -> str:
+    return "".join(ch if ch.isalnum() else f"\\u{ord(ch):04x}" for ch in text)
+
+
+def _xml_numeric(text: str, hexadecimal: bool) -> str:
+    return "".join(
+        ch if ch.isalnum() else (f"&#x{ord(ch):x};" if hexadecimal else f"&#{ord(ch)};") for ch in text
+    )
+
+
+ENCODED_ECHOES = {
+    "PHP json_encode (\\/)": _php_json(SLASHED_SECRET),
+    ".NET style \\u00XX": _every_char_unicode_escaped(SLASHED_SECRET),
+    "XML decimal references": _xml_numeric(SLASHED_SECRET, hexadecimal=False),
+    "XML hexadecimal references": _xml_numeric(SLASHED_SECRET, hexadecimal=True),
+    "PHP JSON inside a percent-encoded query": quote(_php_json(SLASHED_SECRET), safe=""),
+}
+
+
+@pytest.mark.parametrize("echo", list(ENCODED_ECHOES.values()), ids=list(ENCODED_ECHOES))
+def test_a_secret_echoed_in_an_encoding_we_do_not_enumerate_withholds_the_text(echo: str) -> None:
+    registry = SecretRegistry(capacity=8)
+    registry.pin(CLIENT_SECRET, SLASHED_SECRET)
+    text = f'upstream said: {{"client_secret":"{echo}","detail":"boom"}}'
+    scrubbed = registry.scrub(text)
+    assert scrubbed == WITHHELD
+    assert registry.scrub(text, withheld="custom") == "custom"
+
+
+def test_a_text_without_any_credential_is_kept_whatever_its_escapes() -> None:
+    registry = SecretRegistry(capacity=8)
+    registry.pin(CLIENT_SECRET, SLASHED_SECRET)
+    text = "path \\/a\\/b &#34;quoted&#34; %2Fx \\u0041"
+    assert registry.scrub(text) == text
+
+
+def test_a_log_line_with_an_encoded_secret_is_withheld_as_json() -> None:
+    SECRETS.pin(CLIENT_SECRET, SLASHED_SECRET)
+    record = logging.LogRecord(
+        "svc", logging.WARNING, __file__, 1, "upstream: %s", (_php_json(SLASHED_SECRET),), None
+    )
+    line = json.loads(RedactingFormatter().format(record))
+    assert line["level"] == "WARNING"
+    assert "withheld" in line["message"]
+    assert SLASHED_SECRET not in json.dumps(line)

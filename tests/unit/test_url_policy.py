@@ -256,6 +256,19 @@ def test_a_listed_address_with_a_port_admits_that_port_only():
     assert "port 9001" in refused_connection(policy, "files.example.com", 9001, "127.0.0.1")
 
 
+def test_a_private_address_listed_with_a_port_is_not_reachable_on_443():
+    # Port 443 is admitted by name for public addresses only: listing 10.0.0.5:8080 admits 8080.
+    policy = SignedUrlPolicy(("files.example.com", "10.0.0.5:8080"), allow_plain_http=False)
+    assert "listed for port 8080" in refused_connection(policy, "files.example.com", 443, "10.0.0.5")
+    assert "listed for port 8080" in rejected(policy, "https://10.0.0.5/result.csv?X-Amz-Signature=s")
+    policy.admit_connection("files.example.com", 8080, [ipaddress.ip_address("10.0.0.5")])
+
+
+def test_a_port_named_for_a_name_does_not_open_another_port_of_a_listed_address():
+    policy = SignedUrlPolicy(("localhost:4566", "127.0.0.1:9000"), allow_plain_http=True)
+    assert "listed for port 9000" in refused_connection(policy, "localhost", 4566, "127.0.0.1")
+
+
 # --- the allow-list grammar ------------------------------------------------------------------
 
 

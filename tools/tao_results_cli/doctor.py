@@ -34,10 +34,12 @@ from __future__ import annotations
 import base64
 import enum
 import hashlib
+import ipaddress
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
@@ -46,8 +48,8 @@ from tao_results.auth import TokenProvider
 from tao_results.aws import AwsClients
 from tao_results.config import ConfigError, Settings, load_settings
 from tao_results.credentials import CredentialStore
-from tao_results.errors import ProcessingError
-from tao_results.http import new_session
+from tao_results.errors import PermanentError, ProcessingError
+from tao_results.http import Resolver, new_session, system_resolver
 from tao_results.redaction import SECRETS
 from tao_results.tao_client import DownloadApi
 from tao_results.transfer import S3Calls
@@ -153,6 +155,8 @@ class Doctor:
     options: DoctorOptions
     environ: Mapping[str, str]
     clients: DoctorClients = field(default_factory=DoctorClients)
+    # Names → addresses for the signed URL's host, as the function's storage session resolves them.
+    resolver: Resolver = system_resolver
     results: list[CheckResult] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -305,7 +309,25 @@ class Doctor:
     def _policy(self, settings: Settings, signed_url: str) -> tuple[None, str]:
         policy = SignedUrlPolicy(settings.signed_url_allowed_hosts, settings.allow_plain_http)
         policy.check(signed_url)
-        return None, f"{redact_url(signed_url)} allowed by {', '.join(settings.signed_url_allowed_hosts)}"
+        # The function checks again at connect time, against the addresses the name resolves to
+        # (http.new_storage_session): do the same, or a name on a private address would PASS here
+        # and be refused for every message.
+        parts = urlsplit(signed_url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            addresses = [ipaddress.ip_address(host)]
+        except ValueError:
+            try:
+                addresses = [ipaddress.ip_address(a) for a in self.resolver(host, port)]
+            except OSError as error:
+                raise PermanentError(
+                    "signed_url_unresolvable", f"host {host!r} does not resolve here: {error}"
+                ) from error
+        policy.admit_connection(host, port, addresses)
+        resolved = ", ".join(str(a) for a in addresses)
+        allowed = ", ".join(settings.signed_url_allowed_hosts)
+        return None, f"{redact_url(signed_url)} (resolved to {resolved}) allowed by {allowed}"
 
     # ---------------------------------------------------------------------------------- AWS path
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -41,7 +42,16 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
     """Powertools' JSON formatter, with secrets and signatures scrubbed from the final line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return SECRETS.scrub(super().format(record))
+        line = super().format(record)
+        withheld = json.dumps(
+            {
+                "level": record.levelname,
+                "message": "log line withheld: it quoted a credential in an encoded form",
+                "location": f"{record.funcName}:{record.lineno}",
+                "logger": record.name,
+            }
+        )
+        return SECRETS.scrub(line, withheld=withheld)
 
 
 class RedactingFilter(logging.Filter):

@@ -24,9 +24,11 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, unquote_plus, urlsplit
 
 REDACTED = "***"
+# What a whole text becomes when a credential survives in it in a form we do not mask piece by piece.
+WITHHELD = "[withheld: this text quoted a credential in an encoded form]"
 MIN_SECRET_LENGTH = 6
 RECENT_CAPACITY = 256
 """Older tokens and URL credentials remembered (values, not forms): ~30 URLs per invocation."""
@@ -76,6 +78,41 @@ def _json_escaped(text: str) -> set[str]:
     return once | twice
 
 
+# One pass over JSON's escapes: ``\\uXXXX`` and any backslash-escaped character (``\\/``, ``\\"``).
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|(.))", re.DOTALL)
+_MAX_DECODED_VARIANTS = 24
+
+
+def _unescape_json(text: str) -> str:
+    return _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else m.group(2), text)
+
+
+def decoded_variants(text: str) -> set[str]:
+    """``text`` with the escapes an upstream may apply to an echo undone, alone and combined.
+
+    JSON's ``\\uXXXX`` and backslash escapes (``\\/`` as PHP writes, ``\\"``), HTML/XML character
+    references (``&#34;``, ``&#x22;``, ``&quot;``) and percent-encoding (with and without ``+`` as a
+    space), up to three layers deep. The set is bounded; it includes ``text`` itself.
+    """
+    decoders = (
+        _unescape_json,
+        html.unescape,
+        unquote,
+        unquote_plus,
+    )
+    variants, frontier = {text}, [text]
+    for _ in range(3):
+        following = []
+        for variant in frontier:
+            for decode in decoders:
+                decoded = decode(variant)
+                if decoded not in variants and len(variants) < _MAX_DECODED_VARIANTS:
+                    variants.add(decoded)
+                    following.append(decoded)
+        frontier = following
+    return variants
+
+
 def _base64_fragments(data: bytes) -> set[str]:
     """The Base64 characters that depend on ``data`` alone, for each of its 3 possible alignments.
 
@@ -115,6 +152,7 @@ class SecretRegistry:
         self._recent: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._lock = threading.Lock()
         self._forms: tuple[str, ...] = ()
+        self._values: tuple[str, ...] = ()
 
     def pin(self, slot: str, value: str) -> None:
         """Make ``value`` the current one of ``slot``; the value it replaces joins the recent ones."""
@@ -147,11 +185,20 @@ class SecretRegistry:
         with self._lock:
             return self._pinned.get(slot)
 
-    def scrub(self, text: str) -> str:
-        """``text`` with every known value (in each of its forms) and credential-shaped text masked."""
+    def scrub(self, text: str, withheld: str = WITHHELD) -> str:
+        """``text`` with every known value (in each of its forms) and credential-shaped text masked.
+
+        The forms cover the usual encodings of an echo; an upstream may use others (any mix of
+        JSON, XML and percent escapes). So the masked text is decoded once more every way we know
+        (:func:`decoded_variants`): if a known value still shows, the whole text is ``withheld``.
+        """
         for form in self._forms:  # longest first: a form may contain a shorter one
             if form in text:
                 text = text.replace(form, REDACTED)
+        # Before the patterns: they may mask a prefix of an encoded value and hide the rest from us.
+        values = self._values
+        if values and any(value in variant for variant in decoded_variants(text) for value in values):
+            return withheld
         for pattern in _PATTERNS:
             text = pattern.sub(rf"\g<1>{REDACTED}", text)
         return text
@@ -172,8 +219,11 @@ class SecretRegistry:
                 forms |= forms_of(value, basic=True)
         for value_forms in self._recent.values():
             forms |= value_forms
-        # Replaced atomically: scrub() reads it without the lock.
+        # Replaced atomically: scrub() reads them without the lock.
         self._forms = tuple(sorted(forms, key=len, reverse=True))
+        self._values = tuple(
+            value for value in (*self._pinned.values(), *self._recent) if len(value) >= MIN_SECRET_LENGTH
+        )
 
 
 SECRETS = SecretRegistry()

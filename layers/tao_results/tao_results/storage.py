@@ -35,6 +35,7 @@ from tao_results.headers import content_encoding, content_length, header_text, m
 from tao_results.http import answer_detail, read_bounded
 from tao_results.literal_http import request_target
 from tao_results.naming import object_content_disposition, result_filename
+from tao_results.redaction import register_signed_url, scrub_and_cut
 from tao_results.url_policy import SignedUrlPolicy, redact_url
 
 MAX_REDIRECTS = 5
@@ -44,7 +45,8 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 STORAGE_REQUEST_HEADERS = {"Accept-Encoding": "identity"}
 
 _S3_ERROR_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
-_S3_ERROR_MESSAGE = re.compile(rb"<Message>([^<]{0,200})</Message>")
+_S3_ERROR_MESSAGE = re.compile(rb"<Message>([^<]*)</Message>")
+MAX_S3_MESSAGE_CHARACTERS = 200
 _S3_ENDPOINT = re.compile(rb"<Endpoint>([^<]{1,300})</Endpoint>")
 # host[:port] as S3 writes it in <Endpoint>: a DNS name or an IPv4 address, optional port.
 _ENDPOINT_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?")
@@ -142,7 +144,9 @@ class SignedUrlFetcher:
                         f"storage redirected more than {MAX_REDIRECTS} times (last: {redact_url(url)})",
                         status,
                     )
-                url = self.policy.check(_redirect_target(response, url))
+                target = _redirect_target(response, url)
+                register_signed_url(target)  # a new signed URL arrives: its credentials are secrets too
+                url = self.policy.check(target)
                 continue
             if status != 200:
                 raise _failure(response)
@@ -192,8 +196,8 @@ def _redirect_target(response: requests.Response, url: str) -> str:
     hint = f" (x-amz-bucket-region {region[:30]!r})" if region else ""
     raise PermanentError(
         UNUSABLE_REDIRECT.reason,
-        f"storage answered {status} {_xml_field(_S3_ERROR_CODE, body) or ''} without a Location "
-        f"or an <Endpoint> to follow{hint}",
+        f"storage answered {status} {_xml_field(_S3_ERROR_CODE, body) or ''} without a usable "
+        f"Location or <Endpoint> to follow{hint}",
         status,
     )
 
@@ -215,7 +219,14 @@ def _failure(response: requests.Response) -> ProcessingError:
     body = read_bounded(response)
     code = _xml_field(_S3_ERROR_CODE, body)
     message = _xml_field(_S3_ERROR_MESSAGE, body)
-    detail = f"{code}: {message}".strip(": ") if code else answer_detail(body)
+    if code:
+        # Scrubbed before it is cut: a cut could split an echoed credential past recognition.
+        detail = f"{code}: {scrub_and_cut(message or '', MAX_S3_MESSAGE_CHARACTERS)}".strip(": ")
+    elif status < 400:
+        # A 2xx/3xx body from the storage is (part of) the result: student data, never a detail.
+        detail = f"{len(body or b'')} bytes of body, not quoted"
+    else:
+        detail = answer_detail(body)
     return error_for_storage(status, code, message, f"storage answered {status}: {detail}", retry_after)
 
 

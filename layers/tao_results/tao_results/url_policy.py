@@ -354,8 +354,8 @@ class SignedUrlPolicy:
             listed = self._listing(address)
             if listed is None:
                 raise _rejected(f"host {host!r} is an IP address not listed in SIGNED_URL_ALLOWED_HOSTS")
-            if not self._port_admitted(host, port, listed):
-                raise _rejected(f"port {port} not allowed for host {host!r}")
+            if not _listed_for_port(listed, port):
+                raise _rejected(f"port {port} not allowed for host {host!r} (listed for {_ports(listed)})")
             return
         problem = host_name_problem(host)
         if problem:
@@ -364,41 +364,51 @@ class SignedUrlPolicy:
         if not matching:
             raise _rejected(f"host {host!r} is not in SIGNED_URL_ALLOWED_HOSTS")
         could_be_listed = any(e.network is not None and e.port in (None, port) for e in self.entries)
-        if not (self._port_admitted(host, port, None) or could_be_listed):
+        if not (self._port_admitted_by_name(host, port) or could_be_listed):
             raise _rejected(f"port {port} not allowed for host {host!r}")
 
     def admit_connection(self, host: str, port: int, addresses: Sequence[IPAddress]) -> None:
         """Refuse unless every address ``host`` resolved to may be connected to on ``port``.
 
-        An address listed literally (address or CIDR) is admitted, on its listed port or, listed
-        without a port, on any port. Any other address must be globally routable and the port
-        admitted by name (443, or an entry matching the host that names the port). One refused
+        An address listed literally (address or CIDR) is admitted on its listed port only, or,
+        listed without a port, on any port. Any other address must be globally routable and the
+        port admitted by name (443, or an entry matching the host that names the port). One refused
         address refuses the connection: which address the client would pick is not ours to guess.
         """
         self.check_host_and_port(host, port)
         host = host.lower().rstrip(".")
         for address in addresses:
             listed = self._listing(address)
-            if listed is not None:
-                if not self._port_admitted(host, port, listed):
-                    raise _rejected(f"port {port} not allowed for host {host!r} (resolved to {address})")
+            if listed is not None and _listed_for_port(listed, port):
                 continue
             why = why_not_global(address)
             if why is not None:
+                if listed is not None:
+                    raise _rejected(
+                        f"port {port} not allowed for host {host!r} (resolved to {address},"
+                        f" listed for {_ports(listed)})"
+                    )
                 raise _rejected(f"host {host!r} resolved to {address} ({why}), not allowed")
-            if not self._port_admitted(host, port, None):
+            if not self._port_admitted_by_name(host, port):
                 raise _rejected(f"port {port} not allowed for host {host!r} (resolved to {address})")
 
     def _listing(self, address: IPAddress) -> list[AllowEntry] | None:
         listed = [entry for entry in self.entries if entry.contains(address)]
         return listed or None
 
-    def _port_admitted(self, host: str, port: int, listed: list[AllowEntry] | None) -> bool:
+    def _port_admitted_by_name(self, host: str, port: int) -> bool:
         if port == HTTPS_PORT:
             return True
-        if listed is not None and any(entry.port in (None, port) for entry in listed):
-            return True
         return any(entry.port == port and entry.matches_name(host) for entry in self.entries)
+
+
+def _listed_for_port(listed: list[AllowEntry], port: int) -> bool:
+    """Whether an address entry that lists the address admits ``port`` (no port: any port)."""
+    return any(entry.port in (None, port) for entry in listed)
+
+
+def _ports(listed: list[AllowEntry]) -> str:
+    return "port " + ", ".join(sorted({str(entry.port) for entry in listed if entry.port is not None}))
 
 
 def _shorten(host: str) -> str:
