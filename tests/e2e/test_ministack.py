@@ -269,15 +269,6 @@ def test_every_message_ends_in_exactly_one_right_place(world: E2EWorld, runtime:
     assert spawned[runtime] in world.stack.log_path.read_text(errors="replace")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "function bug: an S3 call that hangs is not bounded by the invocation's deadline (the S3 client's "
-        "read timeout is max(HTTP_READ_TIMEOUT_SECONDS, 60) s, tao_results/aws.py), so Lambda kills the "
-        "invocation at Timeout; no batchItemFailures come back, the whole batch stays in flight for the "
-        "visibility timeout and the neighbours, already in S3, are downloaded and written again"
-    ),
-)
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_a_stalled_s3_call_comes_back_and_its_neighbours_are_not_repeated(
     world: E2EWorld, runtime: str

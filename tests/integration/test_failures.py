@@ -57,7 +57,7 @@ def test_insufficient_scope_is_dead_lettered(harness, tao):
 
 @pytest.mark.parametrize(
     "body",
-    ["not json", "", "[1,2]", '{"referenceId": 42}', '{"referenceId": "../../etc"}', '{"ref": "x"}'],
+    ["not json", "", "[1,2]", '{"referenceId": -42}', '{"referenceId": "../../etc"}', '{"ref": "x"}'],
 )
 def test_malformed_messages_are_dead_lettered_verbatim(harness, body):
     h = harness()

@@ -163,6 +163,8 @@ def expected_reason(body: str) -> str:
     except (ValueError, RecursionError):
         return "malformed_message"
     reference = payload.get("referenceId") if isinstance(payload, dict) else None
+    if isinstance(reference, int) and not isinstance(reference, bool) and reference >= 0:
+        reference = str(reference)  # a non-negative JSON integer is taken as its decimal digits
     if isinstance(reference, str) and VALID_REFERENCE.fullmatch(reference):
         return "not_found"
     return "malformed_message"

@@ -59,7 +59,9 @@ class MotoServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> MotoServer:
-        env = {**os.environ, **FAKE_CREDENTIALS}
+        # MOTO_PORT: moto's Step Functions interpreter calls its service integrations (SQS
+        # sendMessage.waitForTaskToken) back through this very server.
+        env = {**os.environ, **FAKE_CREDENTIALS, "MOTO_PORT": str(self.port)}
         self._process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
             env=env,

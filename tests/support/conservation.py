@@ -47,7 +47,7 @@ RAW_REDRIVE = "max_receive_count_exceeded"
 MALFORMED_BODIES = (
     "not json at all",
     '{"referenceId": "../../etc/passwd"}',
-    '{"referenceId": 12345}',
+    '{"referenceId": -12345}',
     '["referenceId", "ref"]',
     '{"referenceId": "a%2Fb"}',
     '{"ref": "missing-key"}',

@@ -198,6 +198,9 @@ def test_environment_variables(template: dict[str, Any], resources: dict[str, An
         "NOT_FOUND_GRACE_SECONDS",
         "RECORD_CONCURRENCY",
         "MAX_RECEIVE_COUNT",
+        "RESULTS_KEY_TEMPLATE",
+        "RESULT_EVENT_BUS",
+        "STEP_FUNCTIONS_CALLBACKS",
     }
     # One parameter for both, so the function's last delivery is the queue's.
     _, queue = next((n, r) for n, r in resources.items() if n == "SourceQueue")
@@ -410,6 +413,9 @@ def test_function_uses_only_the_explicit_role(resources: dict[str, Any]) -> None
     assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
 
 
+EVENT_BUS_ARN = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${ResultEventBus}"
+
+
 def test_iam_statements_are_resource_scoped(resources: dict[str, Any]) -> None:
     statements = role_statements(resources)
     assert statements
@@ -421,12 +427,15 @@ def test_iam_statements_are_resource_scoped(resources: dict[str, Any]) -> None:
         for resource in as_list(statement["Resource"]):
             if resource == "*":
                 # Only actions without resource-level permissions may use "*".
-                assert services == {"xray"}, (policy, actions)
+                assert services in ({"xray"}, {"states"}), (policy, actions)
                 continue
             assert isinstance(resource, dict), (policy, resource)
             if "Fn::Sub" in resource:
                 sub = resource["Fn::Sub"]
                 pattern = sub[0] if isinstance(sub, list) else sub
+                if services == {"events"}:  # the bus named by a parameter, no wildcard
+                    assert pattern == EVENT_BUS_ARN, (policy, pattern)
+                    continue
                 # The only wildcard allowed: objects below the results prefix.
                 assert services == {"s3"}, (policy, pattern)
                 assert pattern == "arn:${AWS::Partition}:s3:::${Bucket}/${ResultsPrefix}*"
@@ -461,11 +470,19 @@ def test_iam_exact_permissions(resources: dict[str, Any]) -> None:
     }
     assert on(get_att("FunctionLogGroup", "Arn")) == {"logs:CreateLogStream", "logs:PutLogEvents"}
     assert on(ref("KmsKeyArn")) == {"kms:Decrypt", "kms:GenerateDataKey"}
-    assert on("*") == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    assert on("*") == {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+    }
+    assert on(ref("ResultEventBus")) == {"events:PutEvents"}
+    assert on({"Fn::Sub": EVENT_BUS_ARN}) == {"events:PutEvents"}
     s3 = [key for key in found if "s3:::" in key]
     assert len(s3) == 2  # created bucket and existing bucket
     for key in s3:
-        assert found.pop(key) == {"s3:PutObject", "s3:AbortMultipartUpload"}
+        # GetObject: HeadObject before uploading (is a redelivered result already there?)
+        assert found.pop(key) == {"s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"}
     assert not found, f"unexpected statements: {found}"
 
 
@@ -513,7 +530,44 @@ def test_optional_permissions_are_conditional(resources: dict[str, Any]) -> None
     conditional = {
         p["Fn::If"][1]["PolicyName"]: p["Fn::If"][0] for p in role["Properties"]["Policies"] if "Fn::If" in p
     }
-    assert conditional == {"kms": "HasKmsKey", "xray": "TracingEnabled"}
+    assert conditional == {
+        "kms": "HasKmsKey",
+        "xray": "TracingEnabled",
+        "result-events": "HasResultEventBus",
+        "step-functions-callbacks": "CallbacksEnabled",
+    }
+
+
+def test_result_events_may_only_carry_our_source(resources: dict[str, Any]) -> None:
+    _, role = only(resources, "AWS::IAM::Role")
+    (policy,) = [
+        p["Fn::If"][1]
+        for p in role["Properties"]["Policies"]
+        if "Fn::If" in p and p["Fn::If"][0] == "HasResultEventBus"
+    ]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    from tao_results.announcements import EVENT_SOURCE  # noqa: PLC0415
+
+    assert statement["Condition"] == {"StringEquals": {"events:source": EVENT_SOURCE}}
+
+
+def test_integration_parameters_reach_the_function(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    from tao_results.key_template import DEFAULT_KEY_TEMPLATE  # noqa: PLC0415
+
+    _, function = only(resources, "AWS::Serverless::Function")
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables["RESULT_EVENT_BUS"] == ref("ResultEventBus")
+    assert variables["STEP_FUNCTIONS_CALLBACKS"] == ref("EnableStepFunctionsCallbacks")
+    assert variables["RESULTS_KEY_TEMPLATE"] == ref("ResultsKeyTemplate")
+    assert template["Parameters"]["ResultsKeyTemplate"]["Default"] == DEFAULT_KEY_TEMPLATE
+    pattern = re.compile(template["Parameters"]["ResultsKeyTemplate"]["AllowedPattern"])
+    assert pattern.match("{prefix}dt={year}-{month}-{day}/{referenceId}/{filename}")
+    assert not pattern.match("{prefix}{filename}")
+    bus = re.compile(template["Parameters"]["ResultEventBus"]["AllowedPattern"])
+    for value in ("", "tao-results", "arn:aws:events:eu-west-1:123456789012:event-bus/tao-results"):
+        assert bus.match(value), value
 
 
 # ----------------------------------------------------------------------------- operations

@@ -27,9 +27,11 @@ from tao_results.deadline import current_deadline
 from tao_results.errors import TransientError
 
 if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 
 class AwsClients:
@@ -49,6 +51,14 @@ class AwsClients:
     @property
     def secrets_manager(self) -> SecretsManagerClient:
         return self._client("secretsmanager")  # type: ignore[no-any-return]
+
+    @property
+    def events(self) -> EventBridgeClient:
+        return self._client("events")  # type: ignore[no-any-return]
+
+    @property
+    def stepfunctions(self) -> SFNClient:
+        return self._client("stepfunctions")  # type: ignore[no-any-return]
 
     def _client(self, service: str) -> Any:
         client = self._clients.get(service)

@@ -6,10 +6,12 @@ deployment fails on its first invocation with a message that says what to fix.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from tao_results.key_template import DEFAULT_KEY_TEMPLATE, check_key_template
 from tao_results.redelivery import minimum_redelivery_span
 from tao_results.url_policy import AMAZON_S3, parse_allow_entry
 
@@ -22,6 +24,8 @@ S3_MINIMUM_PART_SIZE = 5 * MiB
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # OAuth2 client authentication at the token endpoint (see tao_results.auth).
 TOKEN_AUTH_METHODS = ("auto", "client_secret_post", "client_secret_basic", "multipart")
+# PutEvents EventBusName: a bus name, or its ARN (EventBridge API reference, PutEventsRequestEntry).
+_EVENT_BUS = re.compile(r"^(arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/)?[A-Za-z0-9._/-]{1,256}$")
 
 
 class ConfigError(ValueError):
@@ -60,6 +64,10 @@ class Settings:
     log_level: str = "INFO"
     tracing_enabled: bool = False
     tao_token_auth_method: str = "auto"  # noqa: S105 - a method name, not a secret
+    # Integrations (see tao_results.announcements): "" = no events; callbacks off by default.
+    results_key_template: str = DEFAULT_KEY_TEMPLATE
+    result_event_bus: str = ""
+    step_functions_callbacks: bool = False
 
     def download_url(self, reference_id: str) -> str:
         return self.tao_base_url + self.tao_download_path.replace("{referenceId}", reference_id)
@@ -105,6 +113,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         tracing_enabled=bool(reader.text("LAMBDA_TASK_ROOT", default=""))
         and not reader.flag("POWERTOOLS_TRACE_DISABLED"),
         tao_token_auth_method=reader.choice("TAO_TOKEN_AUTH_METHOD", TOKEN_AUTH_METHODS, default="auto"),
+        results_key_template=reader.key_template("RESULTS_KEY_TEMPLATE"),
+        result_event_bus=reader.event_bus("RESULT_EVENT_BUS"),
+        step_functions_callbacks=reader.choice("STEP_FUNCTIONS_CALLBACKS", ("true", "false"), default="false")
+        == "true",
     )
     check_grace_fits(settings)
     return settings
@@ -248,6 +260,18 @@ class _Reader:
         if prefix and not prefix.endswith("/"):
             prefix += "/"
         return prefix
+
+    def key_template(self, name: str) -> str:
+        try:
+            return check_key_template(self._raw(name) or DEFAULT_KEY_TEMPLATE)
+        except ValueError as error:
+            raise ConfigError(f"{name} {error}") from None
+
+    def event_bus(self, name: str) -> str:
+        bus = self._raw(name) or ""
+        if bus and not _EVENT_BUS.match(bus):
+            raise ConfigError(f"{name} must be an event bus name or ARN, got {bus!r}")
+        return bus
 
     def host_patterns(self, name: str, *, default: tuple[str, ...]) -> tuple[str, ...]:
         """Entries in url_policy's grammar, normalised (lower case, no trailing dot, no repeats)."""

@@ -15,20 +15,22 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from tao_results.announcements import Announcer, StoredResult, dead_lettered_detail
 from tao_results.config import Settings
 from tao_results.dead_letters import DeadLetterQueue
 from tao_results.deadline import Deadline, deadline_scope
 from tao_results.errors import PermanentError, TransientError
-from tao_results.message import reference_id_from_body
-from tao_results.naming import object_key
+from tao_results.key_template import render_key, sent_at
+from tao_results.message import MalformedRequest, Request, parse_request
 from tao_results.observability import Telemetry, log_fields
 from tao_results.redelivery import RetryScheduler
-from tao_results.storage import SignedUrlFetcher
+from tao_results.storage import ResultBody, SignedUrlFetcher
 from tao_results.tao_client import DownloadApi
 from tao_results.transfer import CopyResult, S3Writer
+from tao_results.unchanged import source_metadata
 from tao_results.url_policy import redact_url
 
 MAX_BACKOFF_IN_INVOCATION = 5.0
@@ -47,24 +49,34 @@ class RecordProcessor:
     telemetry: Telemetry
     sleep: Callable[[float], None] = time.sleep
     wall_clock: Callable[[], float] = time.time
+    # Integrations: events and callbacks at both outcomes, and the redelivery check (unchanged.py).
+    announcer: Announcer = field(default_factory=Announcer)
+    find_stored: Callable[[str, ResultBody], CopyResult | None] = lambda key, body: None
 
     def process(self, record: Mapping[str, Any], deadline: Deadline) -> None:
         """Copy or dead-letter ``record``; raise TransientError if it must be delivered again."""
         request = _parse(record)
-        reference_id = request if isinstance(request, str) else None
+        reference_id = request.reference_id if isinstance(request, Request) else None
         # This runs on a worker thread: publish the deadline to the HTTP and AWS edges here.
         with self._correlated(reference_id), deadline_scope(deadline):
             try:
                 deadline.check("record")  # a record that never starts needs no cleanup
                 # Read (once per queue) while there is time, not after a failure at the deadline.
                 self.retries.receive_limit(record)
-                if isinstance(request, PermanentError):
+                if not isinstance(request, Request):
                     self._dead_letter(record, None, request, deadline)
                 else:
                     self._copy_or_dead_letter(record, request, deadline)
             except TransientError as error:
                 if self._last_delivery(record, deadline):
-                    self._dead_letter(record, reference_id, _exhausted(error), deadline, last=error)
+                    self._dead_letter(
+                        record,
+                        reference_id,
+                        _exhausted(error),
+                        deadline,
+                        last=error,
+                        request=_request(request),
+                    )
                     return
                 self._retry_later(record, error, deadline)
                 raise
@@ -74,24 +86,42 @@ class RecordProcessor:
                 self.telemetry.logger.exception("Unexpected error, the message will be retried")
                 if self._last_delivery(record, deadline):
                     internal = TransientError("internal_error", type(bug).__name__)
-                    self._dead_letter(record, reference_id, _exhausted(internal), deadline, last=internal)
+                    self._dead_letter(
+                        record,
+                        reference_id,
+                        _exhausted(internal),
+                        deadline,
+                        last=internal,
+                        request=_request(request),
+                    )
                     return
                 self.telemetry.transient_failure("unexpected_error")
                 raise
 
-    def _copy_or_dead_letter(self, record: Mapping[str, Any], reference_id: str, deadline: Deadline) -> None:
+    def _copy_or_dead_letter(self, record: Mapping[str, Any], request: Request, deadline: Deadline) -> None:
+        reference_id = request.reference_id
         try:
-            result = self._copy_with_retries(reference_id, record, deadline)
+            stored = self._copy_with_retries(reference_id, record, deadline)
         except PermanentError as error:
-            self._dead_letter(record, reference_id, error, deadline)
+            self._dead_letter(record, reference_id, error, deadline, request=request)
             return
-        self.telemetry.copied(result.size, result.seconds)
-        self.telemetry.logger.info(
-            "Result copied",
-            extra=log_fields(
-                key=result.key, size=result.size, parts=result.parts, seconds=round(result.seconds, 3)
-            ),
+        result = stored.copy
+        if stored.unchanged:
+            self.telemetry.logger.info(
+                "Result already stored, not uploaded again", extra=log_fields(key=result.key)
+            )
+        else:
+            self.telemetry.copied(result.size, result.seconds)
+            self.telemetry.logger.info(
+                "Result copied",
+                extra=log_fields(
+                    key=result.key, size=result.size, parts=result.parts, seconds=round(result.seconds, 3)
+                ),
+            )
+        detail = stored.detail(
+            reference_id, self.settings.results_bucket, record.get("messageId"), request.passthrough
         )
+        self.announcer.stored(detail, request.task_token)
 
     def _last_delivery(self, record: Mapping[str, Any], deadline: Deadline) -> bool:
         with deadline_scope(deadline.for_cleanup()):
@@ -114,13 +144,13 @@ class RecordProcessor:
 
     def _copy_with_retries(
         self, reference_id: str, record: Mapping[str, Any], deadline: Deadline
-    ) -> CopyResult:
+    ) -> StoredResult:
         attempt = 0
         while True:
             attempt += 1
             deadline.check("download")
             try:
-                return self._copy_once(reference_id, deadline)
+                return self._copy_once(reference_id, record, deadline)
             except PermanentError as error:
                 if (
                     error.reason == "not_found"
@@ -147,10 +177,19 @@ class RecordProcessor:
                 )
                 self.sleep(delay)
 
-    def _copy_once(self, reference_id: str, deadline: Deadline) -> CopyResult:
+    def _copy_once(self, reference_id: str, record: Mapping[str, Any], deadline: Deadline) -> StoredResult:
         signed_url = self.download_api.signed_url(reference_id)
         with self.fetcher.open(signed_url) as body:
-            key = object_key(self.settings.results_prefix, reference_id, body.filename)
+            key = render_key(
+                self.settings.results_key_template,
+                self.settings.results_prefix,
+                reference_id,
+                body.filename,
+                sent_at(record, self.wall_clock()),
+            )
+            existing = self.find_stored(key, body)
+            if existing is not None:  # leaving the block closes the download after its headers
+                return StoredResult(existing, body.content_type, body.content_encoding, unchanged=True)
             self.telemetry.logger.debug(
                 "Copying",
                 extra=log_fields(
@@ -160,12 +199,11 @@ class RecordProcessor:
                     content_encoding=body.content_encoding,
                 ),
             )
-            metadata = {"reference-id": reference_id, "source": "tao-advance"}
-            if body.expected_length is not None:
-                metadata["source-content-length"] = str(body.expected_length)
+            metadata = {"reference-id": reference_id, "source": "tao-advance", **source_metadata(body)}
             if body.content_encoding is not None:
                 metadata["source-content-encoding"] = body.content_encoding
-            return self.writer.copy(body, key, metadata, deadline)
+            copy = self.writer.copy(body, key, metadata, deadline)
+            return StoredResult(copy, body.content_type, body.content_encoding, unchanged=False)
 
     def _within_not_found_grace(self, record: Mapping[str, Any]) -> bool:
         grace = self.settings.not_found_grace_seconds
@@ -185,6 +223,7 @@ class RecordProcessor:
         error: PermanentError,
         deadline: Deadline,
         last: TransientError | None = None,
+        request: Request | None = None,
     ) -> None:
         # A dead letter after the work deadline (retries exhausted by a stall) still gets sent.
         with deadline_scope(deadline.for_cleanup()):
@@ -201,6 +240,12 @@ class RecordProcessor:
                 message_id=record.get("messageId"),
             ),
         )
+        # After the dead letter: if this fails the record is retried and dead-lettered again
+        # (a duplicate dead letter with the same messageId, see README "Integrations").
+        task_token, passthrough = _callback_fields(request, error)
+        detail = dead_lettered_detail(reference_id, error, record.get("messageId"), passthrough)
+        with deadline_scope(deadline.for_cleanup()):
+            self.announcer.dead_lettered(detail, task_token)
 
     @contextmanager
     def _correlated(self, reference_id: str | None) -> Iterator[None]:
@@ -213,12 +258,26 @@ class RecordProcessor:
             logger.thread_safe_clear_keys()
 
 
-def _parse(record: Mapping[str, Any]) -> str | PermanentError:
-    """The record's referenceId, or why it is a malformed message."""
+def _parse(record: Mapping[str, Any]) -> Request | PermanentError:
+    """The record's request, or why it is a malformed message."""
     try:
-        return reference_id_from_body(record.get("body"))
+        return parse_request(record.get("body"))
     except PermanentError as malformed:
         return malformed
+
+
+def _request(parsed: Request | PermanentError) -> Request | None:
+    return parsed if isinstance(parsed, Request) else None
+
+
+def _callback_fields(request: Request | None, error: PermanentError) -> tuple[str | None, Any]:
+    """The taskToken and passthrough to report a dead letter with (a malformed request may still
+    carry valid ones)."""
+    if request is not None:
+        return request.task_token, request.passthrough
+    if isinstance(error, MalformedRequest):
+        return error.task_token, error.passthrough
+    return None, None
 
 
 def _exhausted(last: TransientError) -> PermanentError:

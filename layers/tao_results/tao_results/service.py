@@ -13,8 +13,10 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tao_results.announcements import Announcer, ResultEvents
 from tao_results.auth import TokenProvider
 from tao_results.aws import AwsClients
+from tao_results.callbacks import TaskCallbacks
 from tao_results.config import Settings
 from tao_results.credentials import CredentialStore
 from tao_results.dead_letters import DeadLetterQueue
@@ -26,6 +28,7 @@ from tao_results.redelivery import RetryScheduler
 from tao_results.storage import SignedUrlFetcher
 from tao_results.tao_client import DownloadApi
 from tao_results.transfer import PartBuffers, S3Calls, S3Writer
+from tao_results.unchanged import stored_copy
 from tao_results.url_policy import SignedUrlPolicy
 
 
@@ -180,6 +183,7 @@ def build_service(
         ),
     )
     policy = SignedUrlPolicy(settings.signed_url_allowed_hosts, settings.allow_plain_http)
+    s3_calls = S3Calls(lambda: aws.s3, settings.results_bucket)
     processor = RecordProcessor(
         settings=settings,
         download_api=DownloadApi(tao_session, settings, tokens),
@@ -190,7 +194,7 @@ def build_service(
             timeout=timeout,
         ),
         writer=S3Writer(
-            S3Calls(lambda: aws.s3, settings.results_bucket),
+            s3_calls,
             part_size=settings.part_size_bytes,
             upload_concurrency=settings.upload_concurrency,
             buffers=PartBuffers(settings.transfer_buffer_bytes),
@@ -205,6 +209,25 @@ def build_service(
             max_receive_count=settings.max_receive_count,
         ),
         telemetry=telemetry,
+        announcer=_announcer(settings, aws, telemetry),
+        find_stored=lambda key, body: stored_copy(s3_calls, key, body),
     )
     record_workers = ThreadPoolExecutor(max_workers=settings.record_concurrency, thread_name_prefix="record")
     return DownloadResultService(settings, telemetry, processor, record_workers)
+
+
+def _announcer(settings: Settings, aws: AwsClients, telemetry: Telemetry) -> Announcer:
+    logger = telemetry.logger
+    events = None
+    if settings.result_event_bus:
+        events = ResultEvents(lambda: aws.events, settings.result_event_bus)
+    callbacks = None
+    if settings.step_functions_callbacks:
+        callbacks = TaskCallbacks(
+            lambda: aws.stepfunctions,
+            on_gone=lambda operation, code: logger.warning(
+                "The workflow no longer waits for this task: callback dropped",
+                extra=log_fields(operation=operation, error_code=code),
+            ),
+        )
+    return Announcer(events, callbacks, warn=logger.warning)

@@ -38,6 +38,7 @@ from tao_results.naming import object_content_disposition, result_filename
 from tao_results.redaction import register_signed_url, scrub_and_cut
 from tao_results.url_policy import SignedUrlPolicy, redact_url
 
+_ETAG = re.compile(r"[\x21-\x7e]{1,256}")
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # The only headers a storage request carries. No Authorization: S3 rejects a presigned GET that has
@@ -70,6 +71,8 @@ class ResultBody:
         self.content_encoding = content_encoding(response.headers.get("Content-Encoding"))
         self.content_disposition = header_text(response.headers.get("Content-Disposition"))
         self.filename = result_filename(self.content_disposition, url)
+        # Kept on the object (metadata source-etag) so a redelivery can tell it is already stored.
+        self.etag = _metadata_safe_etag(response.headers.get("ETag"))
         self.bytes_read = 0
 
     @property
@@ -239,3 +242,11 @@ def _interrupted(error: BaseException) -> TransientError:
     if isinstance(error, requests.Timeout) or "timed out" in str(error).lower():
         return TransientError("timeout", "reading the result timed out")
     return TransientError("download_interrupted", f"the result download broke off: {type(error).__name__}")
+
+
+def _metadata_safe_etag(value: str | None) -> str | None:
+    """The ETag if it can travel as S3 user metadata (printable US-ASCII, bounded), else None: an
+    odd ETag only costs the redelivery check, never the upload."""
+    if value is None or not _ETAG.fullmatch(value):
+        return None
+    return value

@@ -83,6 +83,11 @@ class CopyResult:
     size: int
     parts: int
     seconds: float
+    # What S3 answered, for the Stored event: sha256 of a single PutObject, the composite CRC32 of
+    # a multipart upload, the version when the bucket is versioned.
+    sha256: str | None = None
+    checksum_crc32: str | None = None
+    version_id: str | None = None
 
 
 class S3Calls:
@@ -135,19 +140,29 @@ class S3Writer:
                     self._calls, self._buffers, self._executor, self._upload_concurrency, key
                 )
                 parts = upload.run(body, first, part_size, body.object_fields, metadata, deadline)
-                return CopyResult(key, body.bytes_read, parts, time.monotonic() - started)
+                done = upload.completion
+                return CopyResult(
+                    key,
+                    body.bytes_read,
+                    parts,
+                    time.monotonic() - started,
+                    checksum_crc32=done.get("ChecksumCRC32"),
+                    version_id=done.get("VersionId"),
+                )
             body.verify_length()
-            self._put_single(key, memoryview(first)[:filled], body.object_fields, metadata)
-            return CopyResult(key, filled, 1, time.monotonic() - started)
+            sha256, answer = self._put_single(key, memoryview(first)[:filled], body.object_fields, metadata)
+            return CopyResult(
+                key, filled, 1, time.monotonic() - started, sha256=sha256, version_id=answer.get("VersionId")
+            )
         finally:
             if not handed_over:
                 self._buffers.release(first)
 
     def _put_single(
         self, key: str, data: memoryview, object_fields: Mapping[str, str], metadata: dict[str, str]
-    ) -> None:
+    ) -> tuple[str, dict[str, Any]]:
         digest = hashlib.sha256(data).digest()
-        self._calls(
+        answer = self._calls(
             "PutObject",
             Key=key,
             Body=bytes(data),
@@ -155,6 +170,7 @@ class S3Writer:
             Metadata={**metadata, "sha256": digest.hex()},
             ChecksumSHA256=base64.b64encode(digest).decode(),
         )
+        return digest.hex(), answer
 
 
 class _MultipartUpload:
@@ -177,6 +193,7 @@ class _MultipartUpload:
         self._deadline: Deadline | None = None
         self._in_flight: dict[Future[dict[str, Any]], bytearray] = {}
         self._completed: list[dict[str, Any]] = []
+        self.completion: dict[str, Any] = {}  # CompleteMultipartUpload's answer
 
     def run(
         self,
@@ -225,7 +242,7 @@ class _MultipartUpload:
                     break
             body.verify_length()
             self._drain(keep=0)
-            self._calls(
+            self.completion = self._calls(
                 "CompleteMultipartUpload",
                 Key=self._key,
                 UploadId=self._upload_id,

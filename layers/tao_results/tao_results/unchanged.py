@@ -1,0 +1,63 @@
+"""Redelivery without a second upload: is the object at the key already this very result?
+
+Every upload stores the storage answer's ``ETag`` and ``Content-Length`` as the object's metadata
+``source-etag`` and ``source-content-length``. When a message comes back (a failed event or
+callback after the upload, a lost batch response), a HeadObject on the key tells whether the
+object is already the same result; then the download is closed after its headers and nothing is
+uploaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tao_results.errors import TransientError
+from tao_results.storage import ResultBody
+from tao_results.transfer import CopyResult, S3Calls
+
+# HeadObject answers 403, not 404, for a missing key when the role may not s3:ListBucket (S3 API
+# reference, HeadObject "Permissions"): the role is not granted a bucket-wide listing for this, so
+# both mean "not known to be there", and the result is uploaded as it would be without the check.
+_ABSENT_STATUSES = (403, 404)
+
+
+def source_metadata(body: ResultBody) -> dict[str, str]:
+    """The metadata that lets a later delivery recognise this result (empty values left out)."""
+    metadata = {}
+    if body.etag:
+        metadata["source-etag"] = body.etag
+    if body.expected_length is not None:
+        metadata["source-content-length"] = str(body.expected_length)
+    return metadata
+
+
+def stored_copy(calls: S3Calls, key: str, body: ResultBody) -> CopyResult | None:
+    """The object at ``key`` if it carries ``body``'s ETag and length, else None (upload it).
+
+    Without an ETag or a Content-Length in the storage answer nothing can be compared: None.
+    Raises TransientError when S3 fails otherwise (the record is retried).
+    """
+    if not body.etag or body.expected_length is None:
+        return None
+    try:
+        head: dict[str, Any] = calls("HeadObject", Key=key, ChecksumMode="ENABLED")
+    except TransientError as error:
+        if error.http_status in _ABSENT_STATUSES:
+            return None
+        raise
+    metadata = head.get("Metadata") or {}
+    if (
+        metadata.get("source-etag") != body.etag
+        or metadata.get("source-content-length") != str(body.expected_length)
+        or head.get("ContentLength") != body.expected_length
+    ):
+        return None
+    return CopyResult(
+        key,
+        int(head["ContentLength"]),
+        0,
+        0.0,
+        sha256=metadata.get("sha256"),
+        checksum_crc32=head.get("ChecksumCRC32"),
+        version_id=head.get("VersionId"),
+    )
