@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tao_results.http import Resolver
+from tao_results.http_sessions import Resolver
 from tests.support.aws_stack import MotoServer, StackResources, create_resources
 from tests.support.harness import Harness, HarnessFactory
 from tests.support.tao_emulator import TaoEmulator

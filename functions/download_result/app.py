@@ -1,7 +1,7 @@
 """Lambda entry point: SQS batch of referenceIds → TAO Advance results in S3.
 
 Configuration is read and validated here, once, at cold start; all behaviour lives in the
-``tao_results`` layer (see tao_results.service).
+``tao_results`` layer (see tao_results.wiring and tao_results.batch).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tao_results.config import load_settings
-from tao_results.service import build_service
+from tao_results.wiring import build_service
 
 service = build_service(load_settings(os.environ))
 logger, metrics, tracer = service.telemetry.logger, service.telemetry.metrics, service.telemetry.tracer

@@ -20,7 +20,7 @@ from tao_results_cli.local.context import FunctionSettings
 from tao_results_cli.local.events import read_batch_answer
 from tao_results_cli.local.loader import HandlerLoadError, load_handler
 from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig
-from tao_results_cli.local.stats import MessageEvent, Outcome, RunStats
+from tao_results_cli.local.stats import InvocationOutcome, MessageEvent, RunStats
 from tests.support.aws_stack import MotoServer, StackResources, aws_client, create_resources
 
 RECORD_KEYS = [
@@ -201,11 +201,11 @@ def test_deletes_only_messages_not_reported_as_failures(moto: MotoServer, sqs: A
 
     outcomes = {stats_.reference_id: stats_.outcome for stats_ in stats.messages()}
     assert outcomes == {
-        "ok-1": Outcome.DELETED,
-        "ok-2": Outcome.DELETED,
-        "ok-3": Outcome.DELETED,
-        "fail-1": Outcome.RETRY,
-        "fail-2": Outcome.RETRY,
+        "ok-1": InvocationOutcome.DELETED,
+        "ok-2": InvocationOutcome.DELETED,
+        "ok-3": InvocationOutcome.DELETED,
+        "fail-1": InvocationOutcome.RETRY,
+        "fail-2": InvocationOutcome.RETRY,
     }
     assert depth(sqs, resources.queue_url) == (0, 2)  # the failures wait out their visibility timeout
 
@@ -223,7 +223,7 @@ def test_handler_exception_deletes_nothing(moto: MotoServer, sqs: Any) -> None:
     )
     stats = run_one_invocation(mapping)
 
-    assert {event.outcome for event in events} == {Outcome.HANDLER_ERROR}
+    assert {event.outcome for event in events} == {InvocationOutcome.HANDLER_ERROR}
     assert all(event.detail == "RuntimeError: boom" for event in events)
     assert stats.handler_errors >= 1
     assert depth(sqs, resources.queue_url) == (0, 3)
@@ -242,7 +242,7 @@ def test_malformed_answer_deletes_nothing(moto: MotoServer, sqs: Any, answer: ob
     mapping = LocalEventSourceMapping(config(resources.queue_url), lambda event, context: answer, sqs=sqs)
     stats = run_one_invocation(mapping)
 
-    assert {message.outcome for message in stats.messages()} == {Outcome.INVALID_ANSWER}
+    assert {message.outcome for message in stats.messages()} == {InvocationOutcome.INVALID_ANSWER}
     assert depth(sqs, resources.queue_url) == (0, 2)
 
 
@@ -263,7 +263,7 @@ def test_timeout_keeps_the_batch(moto: MotoServer, sqs: Any) -> None:
     assert remaining[0] > 200
     assert remaining[1] == 0
     [message] = stats.messages()
-    assert message.outcome == Outcome.TIMEOUT
+    assert message.outcome == InvocationOutcome.TIMEOUT
     assert depth(sqs, resources.queue_url) == (0, 1)
 
 
@@ -284,7 +284,7 @@ def test_visibility_timeout_decides_when_a_failure_comes_back(moto: MotoServer, 
     assert len(calls) == 2
     assert calls[1] - calls[0] >= 1.9  # not before the queue's 2 s visibility timeout
     [message] = stats.messages()
-    assert (message.attempts, message.invocations, message.outcome) == (2, 2, Outcome.DELETED)
+    assert (message.attempts, message.invocations, message.outcome) == (2, 2, InvocationOutcome.DELETED)
 
 
 def test_receive_visibility_override_is_passed_to_sqs(moto: MotoServer, sqs: Any) -> None:
@@ -320,7 +320,7 @@ def test_sqs_redrive_moves_a_message_that_keeps_failing_to_the_dlq(moto: MotoSer
 
     assert mapping.stop_reason == "until_empty"
     [message] = stats.messages()
-    assert (message.attempts, message.invocations, message.outcome) == (2, 2, Outcome.RETRY)
+    assert (message.attempts, message.invocations, message.outcome) == (2, 2, InvocationOutcome.RETRY)
     dead = sqs.receive_message(QueueUrl=resources.dead_letter_queue_url, WaitTimeSeconds=1)["Messages"]
     assert [letter["Body"] for letter in dead] == [body]
 
@@ -354,7 +354,7 @@ def test_stop_event_finishes_the_current_batch(moto: MotoServer, sqs: Any) -> No
     assert not runner.is_alive()
     assert mapping.stop_reason == "stopped"
     [message] = mapping.stats.messages()
-    assert message.outcome == Outcome.DELETED  # finished and settled, not abandoned
+    assert message.outcome == InvocationOutcome.DELETED  # finished and settled, not abandoned
     assert depth(sqs, resources.queue_url) == (0, 0)
 
 
@@ -403,7 +403,7 @@ def test_pollers_run_concurrently(moto: MotoServer, sqs: Any) -> None:
     )
     stats = mapping.run()
     assert peak[0] >= 2
-    assert stats.count(Outcome.DELETED) == 6
+    assert stats.count(InvocationOutcome.DELETED) == 6
 
 
 def test_invalid_settings_are_refused() -> None:

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tao_results.errors import PermanentError
-from tao_results.http import new_storage_session, send
+from tao_results.http_sessions import new_storage_session, send
 from tao_results.url_policy import SignedUrlPolicy
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.support.network import ConnectionCounter, LocalCA, TableResolver, numeric_only_getaddrinfo

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tao_results.auth import AUTH_METHODS, TokenProvider
-from tao_results.aws import AwsClients
+from tao_results.aws_clients import AwsClients
 from tao_results.credentials import CredentialStore
 from tao_results.errors import TransientError
 from tests.support.aws_stack import StackResources, aws_client

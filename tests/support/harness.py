@@ -18,8 +18,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import tao_results.service as service_module
-from tao_results.http import Resolver, system_resolver
+import tao_results.wiring as service_module
+from tao_results.http_sessions import Resolver, system_resolver
 from tao_results_cli.local.context import FunctionSettings, new_context
 from tao_results_cli.local.events import sqs_event
 from tests.support.aws_stack import StackResources, aws_client, function_environment

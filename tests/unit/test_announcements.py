@@ -12,7 +12,7 @@ from tao_results.announcements import (
 )
 from tao_results.errors import PermanentError
 from tao_results.redaction import SECRETS
-from tao_results.transfer import CopyResult
+from tao_results.s3_upload import CopyResult
 
 
 class Recorder:

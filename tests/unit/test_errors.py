@@ -3,18 +3,17 @@ from email.utils import format_datetime
 
 import pytest
 
-from tao_results.errors import (
+from tao_results.classification import (
     DOWNLOAD_API_OUTCOMES,
     STORAGE_ERROR_CODES,
     STORAGE_OUTCOMES,
     TOKEN_OUTCOMES,
-    PermanentError,
-    TransientError,
     error_for_aws,
     error_for_status,
     error_for_storage,
-    parse_retry_after,
 )
+from tao_results.errors import PermanentError, TransientError
+from tao_results.headers import parse_retry_after
 
 
 @pytest.mark.parametrize(

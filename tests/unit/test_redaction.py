@@ -10,7 +10,7 @@ from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
 
-from tao_results.http import MAX_DETAIL_CHARACTERS, answer_detail
+from tao_results.http_sessions import MAX_DETAIL_CHARACTERS, answer_detail
 from tao_results.observability import RedactingFilter, RedactingFormatter, redact_trace_document
 from tao_results.redaction import (
     ACCESS_TOKEN,

@@ -5,7 +5,7 @@ import pytest
 
 from tao_results.deadline import Deadline
 from tao_results.errors import PermanentError, TransientError
-from tao_results.transfer import S3_MAX_PARTS, PartBuffers, part_size_for
+from tao_results.s3_upload import S3_MAX_PARTS, PartBuffers, part_size_for
 
 MiB = 1024 * 1024
 

@@ -5,7 +5,7 @@ import requests
 from urllib3.exceptions import MaxRetryError
 
 from tao_results.errors import PermanentError
-from tao_results.http import send
+from tao_results.http_sessions import send
 from tao_results.url_policy import (
     AMAZON_S3_HOST,
     SignedUrlPolicy,

@@ -34,9 +34,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from tao_results.errors import aws_error_details
 from tao_results.message import is_valid_reference_id
 from tao_results_cli import doctor
-from tao_results_cli.local.aws import error_code, queue_arn, sqs_client
 from tao_results_cli.local.context import FunctionSettings
 from tao_results_cli.local.function_output import FunctionOutput, capturing_stdout, where_it_went
 from tao_results_cli.local.loader import HandlerLoadError, load_handler
@@ -53,6 +53,7 @@ from tao_results_cli.local.queues import (
     wait_for_move_task,
 )
 from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
+from tao_results_cli.local.sqs_access import error_code, queue_arn, sqs_client
 from tao_results_cli.local.stats import MessageEvent, RunStats
 from tao_results_cli.status import StackNotFound, format_status, read_status
 
@@ -449,7 +450,7 @@ def describe_error(error: BaseException) -> tuple[int, str]:
         return USER_ERROR, " ".join(str(error).split())
     if isinstance(error, ClientError):
         code = error_code(error)
-        message = str(error.response.get("Error", {}).get("Message", "")).strip()
+        message = aws_error_details(error).message.strip()
         if code in MISSING_QUEUE_CODES:
             return USER_ERROR, f"queue does not exist: {message or code}"
         if code in CREDENTIAL_CODES:
@@ -786,7 +787,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _require_aws_configuration() -> None:
     """Without credentials or a region every check would fail the same way: one line instead."""
-    import boto3  # noqa: PLC0415 - the other commands create their clients in tao_results_cli.local.aws
+    import boto3  # noqa: PLC0415 - the other commands create their clients in tao_results_cli.local.sqs_access
 
     session = boto3.session.Session()
     if session.get_credentials() is None:

@@ -45,15 +45,15 @@ import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tao_results.auth import TokenProvider
-from tao_results.aws import AwsClients
+from tao_results.aws_clients import AwsClients
 from tao_results.config import ConfigError, Settings, load_settings
 from tao_results.credentials import CredentialStore
-from tao_results.errors import PermanentError, ProcessingError
-from tao_results.http import Resolver, new_session, system_resolver
-from tao_results.redaction import SECRETS
-from tao_results.tao_client import DownloadApi
-from tao_results.transfer import S3Calls
-from tao_results.url_policy import SignedUrlPolicy, redact_url
+from tao_results.download_api import DownloadApi
+from tao_results.errors import PermanentError, ProcessingError, aws_error_details
+from tao_results.http_sessions import Resolver, new_session, system_resolver
+from tao_results.redaction import SECRETS, redact_url
+from tao_results.s3_upload import S3Calls
+from tao_results.url_policy import SignedUrlPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -507,11 +507,11 @@ def _skip_if_denied(error: ClientError, what: str, instead: str) -> None:
 
 
 def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", "Unknown"))
+    return aws_error_details(error).code
 
 
 def _message(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Message", ""))
+    return aws_error_details(error).message
 
 
 def _describe(error: BaseException) -> str:

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tao_results_cli.local.aws import error_code, sqs_client
 from tao_results_cli.local.queues import list_dead_letters
+from tao_results_cli.local.sqs_access import error_code, sqs_client
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tao_results.callbacks import TaskCallbacks
-from tao_results.errors import PermanentError, TransientError
+from tao_results.errors import PermanentError, TransientError, aws_error_details
 from tao_results.redaction import SECRETS
-from tao_results.transfer import CopyResult
+from tao_results.s3_upload import CopyResult
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -91,7 +91,7 @@ class ResultEvents:
         try:
             answer = self._events().put_events(Entries=[entry])
         except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "Unknown")
+            code = aws_error_details(error).code
             raise TransientError("event_delivery_failed", f"PutEvents failed: {code}") from error
         except BotoCoreError as error:
             raise TransientError(

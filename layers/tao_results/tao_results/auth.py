@@ -33,15 +33,11 @@ from urllib.parse import quote_plus
 
 import requests
 
+from tao_results.classification import TOKEN_OUTCOMES, error_for_status
 from tao_results.credentials import ClientCredentials, CredentialStore
-from tao_results.errors import (
-    TOKEN_OUTCOMES,
-    ProcessingError,
-    TransientError,
-    error_for_status,
-    parse_retry_after,
-)
-from tao_results.http import answer_detail, read_bounded, send
+from tao_results.errors import ProcessingError, TransientError
+from tao_results.headers import parse_retry_after
+from tao_results.http_sessions import answer_detail, read_bounded, send
 from tao_results.redaction import ACCESS_TOKEN, SECRETS
 
 CLIENT_SECRET_POST = "client_secret_post"  # noqa: S105 - the name of a method, not a secret

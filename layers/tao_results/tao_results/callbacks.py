@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from tao_results.errors import TransientError
+from tao_results.errors import TransientError, aws_error_details
 from tao_results.redaction import SECRETS
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class TaskCallbacks:
         try:
             method(**kwargs)
         except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", "Unknown"))
+            code = aws_error_details(error).code
             if code in TASK_GONE_CODES:
                 self._on_gone(operation, code)
                 return

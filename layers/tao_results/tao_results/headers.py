@@ -7,9 +7,13 @@ RFC 9110's grammar exactly are kept; anything else is replaced by a safe default
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
-from tao_results.errors import INVALID_STORAGE_RESPONSE, PermanentError
+from tao_results.classification import INVALID_STORAGE_RESPONSE
+from tao_results.errors import PermanentError
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 MAX_MEDIA_TYPE_CHARACTERS = 255
@@ -89,3 +93,23 @@ def header_text(value: str | None) -> str | None:
         return value.encode("latin-1").decode("utf-8")
     except UnicodeError:
         return value
+
+
+def parse_retry_after(value: str | None, ceiling: float = 900.0) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), within ``[0, ceiling]``."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), ceiling)

@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
-from tao_results import errors
+from tao_results import classification
 from tao_results.redaction import SECRETS
 
 # These libraries print request URLs (with signatures), response bodies (with the secret) or whole
@@ -71,17 +71,17 @@ class RedactingFilter(logging.Filter):
 
 
 # The values of the failure metrics' ``reason`` dimension. Each value is a separate CloudWatch
-# metric (and a line on the dashboard), so the set is closed: every reason of errors.py's tables and
+# metric (and a line on the dashboard), so the set is closed: every reason of classification.py's tables and
 # outcomes, the ones raised directly in the layer, and ``other`` for anything else.
 OTHER_REASON = "other"
 
 
 def _classified_reasons() -> set[str]:
     reasons: set[str] = set()
-    for value in vars(errors).values():
+    for value in vars(classification).values():
         values = value.values() if isinstance(value, Mapping) else [value]
         for item in values:
-            if isinstance(item, errors.Outcome):
+            if isinstance(item, classification.Outcome):
                 reasons.add(item.reason)
             elif isinstance(value, Mapping) and isinstance(item, str):
                 reasons.add(item)  # PERMANENT_AWS_ERROR_CODES: AWS error code -> reason

@@ -22,16 +22,16 @@ from tao_results.announcements import Announcer, StoredResult, dead_lettered_det
 from tao_results.config import Settings
 from tao_results.dead_letters import DeadLetterQueue
 from tao_results.deadline import Deadline, deadline_scope
+from tao_results.download_api import DownloadApi
 from tao_results.errors import PermanentError, TransientError
 from tao_results.key_template import render_key, sent_at
 from tao_results.message import MalformedRequest, Request, parse_request
 from tao_results.observability import Telemetry, log_fields
+from tao_results.redaction import redact_url
 from tao_results.redelivery import RetryScheduler
-from tao_results.storage import ResultBody, SignedUrlFetcher
-from tao_results.tao_client import DownloadApi
-from tao_results.transfer import CopyResult, S3Writer
+from tao_results.result_download import ResultBody, SignedUrlFetcher
+from tao_results.s3_upload import CopyResult, S3Writer
 from tao_results.unchanged import source_metadata
-from tao_results.url_policy import redact_url
 
 MAX_BACKOFF_IN_INVOCATION = 5.0
 # Below this, starting another attempt is not worth it: the deadline would cut it short.

@@ -24,7 +24,7 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from urllib.parse import parse_qsl, quote, quote_plus, unquote, unquote_plus, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, quote_plus, unquote, unquote_plus, urlsplit
 
 REDACTED = "***"
 # What a whole text becomes when a credential survives in it in a form we do not mask piece by piece.
@@ -259,3 +259,27 @@ def register_signed_url(url: object) -> None:
             values.append(value)
     if values:
         SECRETS.add_all(values)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its query string (which holds the signature): safe to log.
+
+    ``https://h:8443/a/b.csv?X-Amz-Signature=…`` → ``https://h:8443/a/b.csv?<redacted>``; an IPv6
+    host keeps its brackets; a URL that cannot be parsed becomes ``<unparseable URL>``.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if _safe_port(parts) else host
+    return f"{parts.scheme}://{netloc}{parts.path}" + ("?<redacted>" if parts.query else "")
+
+
+def _safe_port(parts: SplitResult) -> int | None:
+    try:
+        return parts.port
+    except ValueError:
+        return None

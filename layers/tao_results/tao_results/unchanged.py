@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from tao_results.errors import TransientError
-from tao_results.storage import ResultBody
-from tao_results.transfer import CopyResult, S3Calls
+from tao_results.result_download import ResultBody
+from tao_results.s3_upload import CopyResult, S3Calls
 
 # HeadObject answers 403, not 404, for a missing key when the role may not s3:ListBucket (S3 API
 # reference, HeadObject "Permissions"): the role is not granted a bucket-wide listing for this, so

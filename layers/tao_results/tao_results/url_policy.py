@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 from tao_results.errors import PermanentError
 
@@ -136,24 +136,6 @@ _IPV6_SPECIAL: tuple[tuple[ipaddress.IPv6Network, str], ...] = tuple(
 )
 _IPV6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
 _NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
-
-
-def redact_url(url: str) -> str:
-    """The URL without its query string (which holds the signature): safe to log."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if _safe_port(parts) else host
-    return f"{parts.scheme}://{netloc}{parts.path}" + ("?<redacted>" if parts.query else "")
-
-
-def _safe_port(parts: SplitResult) -> int | None:
-    try:
-        return parts.port
-    except ValueError:
-        return None
 
 
 def is_ip_literal(text: str) -> bool:

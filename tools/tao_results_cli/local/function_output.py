@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-from tao_results_cli.local.stats import MessageEvent, Outcome
+from tao_results_cli.local.stats import InvocationOutcome, MessageEvent
 
 COPIED = "Result copied"
 DEAD_LETTERED = "Permanent failure, message dead-lettered"
@@ -164,13 +164,13 @@ def where_it_went(event: MessageEvent, output: FunctionOutput) -> tuple[str, str
     deliver every message of the batch again.
     """
     said = output.destination(event.message_id, event.reference_id)
-    if event.outcome == Outcome.DELETED:
+    if event.outcome == InvocationOutcome.DELETED:
         if said is not None and said.kind in ("s3", "dlq"):
             return said.kind, said.arrow()
         return "unknown", "→ done (the function logged no destination: log level above INFO?)"
-    if event.outcome == Outcome.RETRY:
+    if event.outcome == InvocationOutcome.RETRY:
         return "retry", (said.arrow() if said is not None else "→ retry") + ", SQS delivers it again"
-    if event.outcome == Outcome.DELETE_FAILED:
+    if event.outcome == InvocationOutcome.DELETE_FAILED:
         where = said.arrow() if said is not None else "→ done"
         return "kept", f"{where}, but DeleteMessage failed: SQS delivers it again"
     return "kept", f"→ back to the queue: {event.outcome.value} ({event.detail})"

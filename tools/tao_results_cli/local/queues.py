@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from tao_results_cli.local.aws import error_code
+from tao_results.errors import aws_error_details
 from tao_results_cli.local.events import reference_id_of
+from tao_results_cli.local.sqs_access import error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -258,8 +259,8 @@ class RedriveResult:
 def move_task_unsupported(error: ClientError) -> bool:
     """Whether a StartMessageMoveTask error means the endpoint does not implement it."""
     code = error_code(error)
-    message = str(error.response.get("Error", {}).get("Message", ""))
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    details = aws_error_details(error)
+    message, status = details.message, details.status
     html_500 = status in (500, 501) and "<html" in message.lower()
     return code in UNSUPPORTED_CODES or html_500
 

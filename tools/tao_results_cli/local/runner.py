@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tao_results_cli.local.aws import queue_arn, sqs_client
 from tao_results_cli.local.context import (
     FunctionSettings,
     lambda_environment,
@@ -38,12 +37,13 @@ from tao_results_cli.local.events import (
     sqs_event,
 )
 from tao_results_cli.local.loader import Handler, apply_environment
+from tao_results_cli.local.sqs_access import queue_arn, sqs_client
 from tao_results_cli.local.stats import (
     InvocationEvent,
     InvocationHook,
+    InvocationOutcome,
     MessageEvent,
     MessageHook,
-    Outcome,
     RunStats,
 )
 
@@ -294,9 +294,11 @@ class LocalEventSourceMapping:
         answer, error = self._call_handler(event, context)
         duration_ms = (time.monotonic() - started) * 1000
         outcomes, detail = self._judge(answer, error, duration_ms, batch.ids)
-        to_delete = [message for message in messages if outcomes[message["MessageId"]] == Outcome.DELETED]
+        to_delete = [
+            message for message in messages if outcomes[message["MessageId"]] == InvocationOutcome.DELETED
+        ]
         for message_id in self._delete(to_delete):
-            outcomes[message_id] = Outcome.DELETE_FAILED
+            outcomes[message_id] = InvocationOutcome.DELETE_FAILED
         self.stats.record_invocation(failed=detail is not None)
         for message_id in batch.ids:
             self.stats.record_outcome(message_id, outcomes[message_id], duration_ms)
@@ -312,20 +314,22 @@ class LocalEventSourceMapping:
 
     def _judge(
         self, answer: Any, error: str | None, duration_ms: float, ids: Sequence[str]
-    ) -> tuple[dict[str, Outcome], str | None]:
+    ) -> tuple[dict[str, InvocationOutcome], str | None]:
         """Each message's outcome, and what went wrong with the invocation as a whole (if anything)."""
         timeout_ms = self.config.function.timeout_seconds * 1000
         if error is not None:
-            return dict.fromkeys(ids, Outcome.HANDLER_ERROR), error
+            return dict.fromkeys(ids, InvocationOutcome.HANDLER_ERROR), error
         if duration_ms > timeout_ms:
             detail = f"Task timed out after {self.config.function.timeout_seconds:.2f} seconds"
-            return dict.fromkeys(ids, Outcome.TIMEOUT), detail
+            return dict.fromkeys(ids, InvocationOutcome.TIMEOUT), detail
         reading = read_batch_answer(answer, ids)
         if not reading.valid:
             LOGGER.error("invalid handler answer; the whole batch is kept: %s", reading.error)
-            return dict.fromkeys(ids, Outcome.INVALID_ANSWER), reading.error
+            return dict.fromkeys(ids, InvocationOutcome.INVALID_ANSWER), reading.error
         outcomes = {
-            message_id: Outcome.RETRY if message_id in reading.failed_ids else Outcome.DELETED
+            message_id: InvocationOutcome.RETRY
+            if message_id in reading.failed_ids
+            else InvocationOutcome.DELETED
             for message_id in ids
         }
         return outcomes, None
@@ -334,11 +338,11 @@ class LocalEventSourceMapping:
         self,
         request_id: str,
         batch: _Batch,
-        outcomes: dict[str, Outcome],
+        outcomes: dict[str, InvocationOutcome],
         duration_ms: float,
         detail: str | None,
     ) -> None:
-        deleted = sum(1 for message_id in batch.ids if outcomes[message_id] == Outcome.DELETED)
+        deleted = sum(1 for message_id in batch.ids if outcomes[message_id] == InvocationOutcome.DELETED)
         kept = len(batch.ids) - deleted
         invocation = InvocationEvent(request_id, tuple(batch.ids), duration_ms, deleted, kept, detail)
         _call_hooks(self.on_invocation, invocation)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 
-class Outcome(StrEnum):
+class InvocationOutcome(StrEnum):
     """What happened to one message after one invocation."""
 
     DELETED = "deleted"  # the handler succeeded for it and it was deleted from the queue
@@ -30,13 +30,13 @@ class MessageStats:
     attempts: int = 0  # the highest ApproximateReceiveCount seen
     invocations: int = 0
     durations_ms: list[float] = field(default_factory=list)
-    outcome: Outcome | None = None
+    outcome: InvocationOutcome | None = None
     first_seen: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.time)
 
     @property
     def settled(self) -> bool:
-        return self.outcome in (Outcome.DELETED, Outcome.DELETE_FAILED)
+        return self.outcome in (InvocationOutcome.DELETED, InvocationOutcome.DELETE_FAILED)
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class MessageEvent:
     message_id: str
     reference_id: str | None
     receive_count: int
-    outcome: Outcome
+    outcome: InvocationOutcome
     duration_ms: float
     request_id: str
     detail: str | None = None
@@ -89,12 +89,12 @@ class RunStats:
             stats.attempts = max(stats.attempts, receive_count)
             stats.last_seen = time.time()
 
-    def record_outcome(self, message_id: str, outcome: Outcome, duration_ms: float) -> None:
+    def record_outcome(self, message_id: str, outcome: InvocationOutcome, duration_ms: float) -> None:
         with self._lock:
             stats = self._messages[message_id]
             stats.invocations += 1
             stats.durations_ms.append(duration_ms)
-            if stats.outcome not in (Outcome.DELETED, Outcome.DELETE_FAILED):
+            if stats.outcome not in (InvocationOutcome.DELETED, InvocationOutcome.DELETE_FAILED):
                 stats.outcome = outcome  # a late answer from an older delivery does not undo a settle
 
     def record_invocation(self, *, failed: bool) -> None:
@@ -122,7 +122,7 @@ class RunStats:
             grouped.setdefault(stats.reference_id, []).append(stats)
         return grouped
 
-    def count(self, outcome: Outcome) -> int:
+    def count(self, outcome: InvocationOutcome) -> int:
         return sum(1 for stats in self.messages() if stats.outcome == outcome)
 
     @property

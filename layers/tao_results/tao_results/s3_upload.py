@@ -20,10 +20,11 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tao_results.classification import error_for_aws
 from tao_results.config import MiB
 from tao_results.deadline import Deadline, deadline_scope
-from tao_results.errors import PermanentError, ProcessingError, TransientError, error_for_aws
-from tao_results.storage import ResultBody
+from tao_results.errors import PermanentError, ProcessingError, TransientError, aws_error_details
+from tao_results.result_download import ResultBody
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -104,10 +105,8 @@ class S3Calls:
         try:
             return method(Bucket=self.bucket, **kwargs)  # type: ignore[no-any-return]
         except ClientError as error:
-            details = error.response.get("Error", {})
-            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            code, message = details.get("Code", "Unknown"), details.get("Message", "")
-            raise error_for_aws(operation, code, message, status) from error
+            details = aws_error_details(error)
+            raise error_for_aws(operation, details.code, details.message, details.status) from error
         except BotoCoreError as error:
             raise error_for_aws(operation, type(error).__name__, str(error), None) from error
 

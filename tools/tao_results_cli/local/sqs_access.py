@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from tao_results.errors import aws_error_details
+
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
@@ -52,8 +54,8 @@ def sqs_client(
 
 def error_code(error: Any) -> str:
     """The AWS error code of a botocore ``ClientError`` ('' when there is none)."""
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
+    code = aws_error_details(error).code
+    return "" if code == "Unknown" else code
 
 
 def queue_arn(sqs: SQSClient, queue_url: str) -> str:

@@ -6,7 +6,7 @@ Redirects (301, 302, 303, 307, 308) are followed to any host the allow-list acce
 carries nothing of the previous request or answer. S3's ``301 PermanentRedirect`` has no
 ``Location``: its XML ``<Endpoint>`` names the host to use (S3 User Guide, "Request routing";
 the ``x-amz-bucket-region`` header only names the region, which a presigned URL cannot change).
-Error answers are classified by their S3 error code first (``errors.STORAGE_ERROR_CODES``).
+Error answers are classified by their S3 error code first (``classification.STORAGE_ERROR_CODES``).
 """
 
 from __future__ import annotations
@@ -20,23 +20,20 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from tao_results.deadline import Deadline
-from tao_results.errors import (
+from tao_results.classification import (
     INVALID_STORAGE_RESPONSE,
     TOO_MANY_REDIRECTS,
     UNUSABLE_REDIRECT,
-    PermanentError,
-    ProcessingError,
-    TransientError,
     error_for_storage,
-    parse_retry_after,
 )
-from tao_results.headers import content_encoding, content_length, header_text, media_type
-from tao_results.http import answer_detail, read_bounded
+from tao_results.deadline import Deadline
+from tao_results.errors import PermanentError, ProcessingError, TransientError
+from tao_results.headers import content_encoding, content_length, header_text, media_type, parse_retry_after
+from tao_results.http_sessions import answer_detail, read_bounded
 from tao_results.literal_http import request_target
 from tao_results.naming import object_content_disposition, result_filename
-from tao_results.redaction import register_signed_url, scrub_and_cut
-from tao_results.url_policy import SignedUrlPolicy, redact_url
+from tao_results.redaction import redact_url, register_signed_url, scrub_and_cut
+from tao_results.url_policy import SignedUrlPolicy
 
 _ETAG = re.compile(r"[\x21-\x7e]{1,256}")
 MAX_REDIRECTS = 5
@@ -119,7 +116,7 @@ class ResultBody:
 
 @dataclass(frozen=True)
 class SignedUrlFetcher:
-    """GETs signed URLs over ``session``: one from :func:`tao_results.http.new_storage_session`,
+    """GETs signed URLs over ``session``: one from :func:`tao_results.http_sessions.new_storage_session`,
     whose adapter checks every connection's addresses and sends the target byte for byte."""
 
     session: requests.Session

@@ -7,9 +7,11 @@ import json
 import requests
 
 from tao_results.auth import TokenProvider
+from tao_results.classification import DOWNLOAD_API_OUTCOMES, error_for_status
 from tao_results.config import Settings
-from tao_results.errors import DOWNLOAD_API_OUTCOMES, PermanentError, error_for_status, parse_retry_after
-from tao_results.http import answer_detail, read_bounded, send
+from tao_results.errors import PermanentError
+from tao_results.headers import parse_retry_after
+from tao_results.http_sessions import answer_detail, read_bounded, send
 from tao_results.redaction import register_signed_url
 
 

@@ -19,8 +19,8 @@ from urllib3.util.timeout import _DEFAULT_TIMEOUT
 from tao_results.deadline import current_deadline
 from tao_results.errors import ProcessingError, TransientError
 from tao_results.literal_http import LiteralTargetAdapter, LiteralTargetHTTPSPool, LiteralTargetPool
-from tao_results.redaction import SECRETS
-from tao_results.url_policy import IPAddress, SignedUrlPolicy, redact_url
+from tao_results.redaction import SECRETS, redact_url
+from tao_results.url_policy import IPAddress, SignedUrlPolicy
 
 MAX_API_ANSWER_BYTES = 64 * 1024
 MAX_DETAIL_CHARACTERS = 300
