@@ -6,12 +6,12 @@ from urllib3.exceptions import MaxRetryError
 
 from tao_results.errors import PermanentError
 from tao_results.http_sessions import send
+from tao_results.redaction import redact_url
 from tao_results.url_policy import (
     AMAZON_S3_HOST,
     SignedUrlPolicy,
     is_public_suffix,
     parse_allow_entry,
-    redact_url,
     why_not_global,
 )
 
