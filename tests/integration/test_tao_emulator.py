@@ -563,16 +563,20 @@ def test_echo_credentials_quotes_each_request_in_its_error_answer(
     access = token(session, emu.base_url, client_secret=secret)
     url = signed_url(session, emu.base_url, "R", access)
     signature = parse_qs(urlsplit(url).query)["X-Amz-Signature"][0]
-    emu.add_fault(Fault("token", "status", status=503, times=4))
-    answers = [session.post(emu.base_url + TOKEN_PATH, data=form, timeout=5) for _ in range(4)]
+    emu.add_fault(Fault("token", "status", status=503, times=7))
+    answers = [session.post(emu.base_url + TOKEN_PATH, data=form, timeout=5) for _ in range(7)]
     expected = [
         secret,  # raw
         json.dumps(secret)[1:-1],  # JSON-escaped
         quote(secret, safe=""),  # percent-encoded
         json.dumps(json.dumps(secret)[1:-1])[1:-1],  # JSON-escaped twice
+        json.dumps(secret)[1:-1].replace("/", "\\/"),  # PHP's json_encode
+        "".join(ch if ch.isalnum() else f"\\u{ord(ch):04x}" for ch in secret),  # \u00XX everywhere
+        "".join(ch if ch.isalnum() else f"&#{ord(ch)};" for ch in secret),  # XML numeric references
     ]
-    # The echo counter started at 0; the 4 answers took forms 1, 2, 3, 0.
-    for answer, form_index in zip(answers, (1, 2, 3, 0), strict=True):
+    # The echo counter started at 0; the 7 answers took forms 1, 2, ..., 6, 0. Each form travels
+    # inside the JSON ``message``, so it is compared with what JSON decoding gives back.
+    for answer, form_index in zip(answers, (1, 2, 3, 4, 5, 6, 0), strict=True):
         assert answer.status_code == 503
         assert expected[form_index] in answer.json()["message"], (form_index, answer.text)
     emu.add_fault(Fault("download", "status", status=500))
@@ -583,7 +587,7 @@ def test_echo_credentials_quotes_each_request_in_its_error_answer(
     assert s3_code(answer) == "SlowDown" and signature in answer.text
     unauthorised = session.get(f"{emu.base_url}/api/v1/download/R", headers=bearer("nope"), timeout=5)
     assert unauthorised.status_code == 401 and "Bearer nope" in unauthorised.text
-    assert emu.stats()["echoed_errors"] == 7
+    assert emu.stats()["echoed_errors"] == 10
     emu.configure(echo_credentials=False)
     assert session.get(url, headers=bearer(access), timeout=5).text.count(access) == 1  # S3's own echo
 
