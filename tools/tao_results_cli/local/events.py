@@ -13,6 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tao_results.errors import PermanentError
+from tao_results.message import parse_request
+
 # The order in which Lambda lists a record's system attributes; anything else SQS returned
 # (for example DeadLetterQueueSourceArn) follows in the order SQS gave it.
 ATTRIBUTE_ORDER = (
@@ -142,13 +145,12 @@ def read_batch_answer(answer: object, message_ids: Sequence[str]) -> BatchAnswer
 
 
 def reference_id_of(body: str) -> str | None:
-    """The ``referenceId`` of a request body, or ``None`` when the body is not such a request."""
+    """The ``referenceId`` of a request body, or ``None`` when it is not a valid request.
+
+    The function's own parser (:func:`tao_results.message.parse_request`): the same envelopes
+    (direct, SNS, EventBridge) and the same rules, so the runner never disagrees with the function.
+    """
     try:
-        parsed = json.loads(body)
-    except (TypeError, ValueError):
+        return parse_request(body).reference_id
+    except PermanentError:
         return None
-    if isinstance(parsed, dict):
-        value = parsed.get("referenceId")
-        if isinstance(value, str) and value:
-            return value
-    return None

@@ -9,7 +9,6 @@ drops). Bodies and message attributes are moved verbatim.
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from tao_results.errors import aws_error_details
+from tao_results.message import REFERENCE_ID_PATTERN
 from tao_results_cli.local.events import reference_id_of
 from tao_results_cli.local.sqs_access import error_code
 
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
-REFERENCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# The function's own pattern: the CLI refuses exactly what the function would dead-letter.
+REFERENCE_ID = REFERENCE_ID_PATTERN
 BATCH = 10
 RAW_DEAD_LETTER_REASON = "max_receive_count_exceeded"
 # What an endpoint answers for an operation it does not implement. moto's server answers an HTML
