@@ -338,12 +338,15 @@ class Doctor:
         body = b"tao-results doctor probe\n"
         digest = hashlib.sha256(body).digest()
         # The same call shape as the function's single-part upload (S3Writer._put_single).
-        answer = calls(
+        answer = calls.run(
             "PutObject",
-            Key=key,
-            Body=body,
-            ContentType="text/plain",
-            ChecksumSHA256=base64.b64encode(digest).decode(),
+            lambda s3, bucket: s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                ContentType="text/plain",
+                ChecksumSHA256=base64.b64encode(digest).decode(),
+            ),
         )
         location = f"s3://{settings.results_bucket}/{key}"
         return None, f"{location} written and {_delete_probe(calls, key, answer.get('VersionId'))}"
@@ -474,13 +477,16 @@ def _delete_probe(calls: S3Calls, key: str, version_id: str | None) -> str:
     else the key; say what happened."""
     if version_id:
         try:
-            calls("DeleteObject", Key=key, VersionId=version_id)
+            calls.run(
+                "DeleteObject",
+                lambda s3, bucket: s3.delete_object(Bucket=bucket, Key=key, VersionId=version_id),
+            )
         except ProcessingError:
             pass  # s3:DeleteObjectVersion may be denied where s3:DeleteObject is not
         else:
             return "deleted"
     try:
-        calls("DeleteObject", Key=key)
+        calls.run("DeleteObject", lambda s3, bucket: s3.delete_object(Bucket=bucket, Key=key))
     except ProcessingError as error:
         return f"NOT deleted ({error.detail}): remove it by hand"
     return "deleted (a delete marker remains)" if version_id else "deleted"

@@ -90,12 +90,30 @@ def _classified_reasons() -> set[str]:
 
 METRIC_REASONS: frozenset[str] = frozenset(
     _classified_reasons()
-    | {"aws_unavailable", "callback_failed", "connection_error", "credentials_invalid", "credentials_unavailable",
-       "dead_letter_unavailable", "deadline", "event_delivery_failed", "download_interrupted", "http_error", "internal_error",
-       "invalid_api_response", "length_mismatch", "malformed_message", "not_ready", "result_too_large",
-       "retries_exhausted", "signed_url_rejected", "token_response_invalid", "unexpected_error",
-       OTHER_REASON}
-)  # fmt: skip
+    | {
+        "aws_unavailable",
+        "callback_failed",
+        "connection_error",
+        "credentials_invalid",
+        "credentials_unavailable",
+        "dead_letter_unavailable",
+        "deadline",
+        "download_interrupted",
+        "event_delivery_failed",
+        "http_error",
+        "internal_error",
+        "invalid_api_response",
+        "length_mismatch",
+        "malformed_message",
+        "not_ready",
+        "result_too_large",
+        "retries_exhausted",
+        "signed_url_rejected",
+        "token_response_invalid",
+        "unexpected_error",
+        OTHER_REASON,
+    }
+)
 
 
 def metric_reason(reason: str | None) -> str:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypedDict
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -51,6 +52,14 @@ _ENDPOINT_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?:
 _ABSOLUTE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+class ObjectFields(TypedDict, total=False):
+    """The headers an S3 object takes from the storage answer (PutObject / CreateMultipartUpload)."""
+
+    ContentType: str
+    ContentEncoding: str
+    ContentDisposition: str
+
+
 class ResultBody:
     """The body of a signed-URL answer, read raw (byte-exact) in caller-sized pieces.
 
@@ -73,10 +82,10 @@ class ResultBody:
         self.bytes_read = 0
 
     @property
-    def object_fields(self) -> dict[str, str]:
+    def object_fields(self) -> ObjectFields:
         """The S3 object's ``ContentType``, ``ContentEncoding`` (when there is one) and
         ``ContentDisposition`` (``attachment`` with the filename), as PutObject takes them."""
-        fields = {
+        fields: ObjectFields = {
             "ContentType": self.content_type,
             "ContentDisposition": object_content_disposition(self.filename),
         }

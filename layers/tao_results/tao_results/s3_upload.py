@@ -15,19 +15,26 @@ import hashlib
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from tao_results.classification import error_for_aws
 from tao_results.config import MiB
 from tao_results.deadline import Deadline, deadline_scope
 from tao_results.errors import PermanentError, ProcessingError, TransientError, aws_error_details
-from tao_results.result_download import ResultBody
+from tao_results.result_download import ObjectFields, ResultBody
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import (
+        CompletedPartTypeDef,
+        CompleteMultipartUploadOutputTypeDef,
+        PutObjectOutputTypeDef,
+    )
+
+T = TypeVar("T")
 
 S3_MAX_PARTS = 10_000
 S3_MAX_PART_SIZE = 5 * 1024 * MiB
@@ -92,18 +99,22 @@ class CopyResult:
 
 
 class S3Calls:
-    """S3 operations with botocore errors mapped onto the two failure families."""
+    """S3 operations on the results bucket, with botocore errors mapped onto the two families.
+
+    Each call site writes the typed boto3 call itself (mypy checks it against the S3 stubs); the
+    operation's name only labels the error: ``calls.run("PutObject", lambda s3, bucket:
+    s3.put_object(Bucket=bucket, Key=...))``.
+    """
 
     def __init__(self, s3: Callable[[], S3Client], bucket: str) -> None:
         self._s3 = s3
         self.bucket = bucket
 
-    def __call__(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+    def run(self, operation: str, call: Callable[[S3Client, str], T]) -> T:
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - lazy boto import
 
-        method = getattr(self._s3(), _snake_case(operation))
         try:
-            return method(Bucket=self.bucket, **kwargs)  # type: ignore[no-any-return]
+            return call(self._s3(), self.bucket)
         except ClientError as error:
             details = aws_error_details(error)
             raise error_for_aws(operation, details.code, details.message, details.status) from error
@@ -145,8 +156,8 @@ class S3Writer:
                     body.bytes_read,
                     parts,
                     time.monotonic() - started,
-                    checksum_crc32=done.get("ChecksumCRC32"),
-                    version_id=done.get("VersionId"),
+                    checksum_crc32=done.get("ChecksumCRC32") if done else None,
+                    version_id=done.get("VersionId") if done else None,
                 )
             body.verify_length()
             sha256, answer = self._put_single(key, memoryview(first)[:filled], body.object_fields, metadata)
@@ -158,16 +169,19 @@ class S3Writer:
                 self._buffers.release(first)
 
     def _put_single(
-        self, key: str, data: memoryview, object_fields: Mapping[str, str], metadata: dict[str, str]
-    ) -> tuple[str, dict[str, Any]]:
+        self, key: str, data: memoryview, object_fields: ObjectFields, metadata: dict[str, str]
+    ) -> tuple[str, PutObjectOutputTypeDef]:
         digest = hashlib.sha256(data).digest()
-        answer = self._calls(
+        answer = self._calls.run(
             "PutObject",
-            Key=key,
-            Body=bytes(data),
-            **object_fields,
-            Metadata={**metadata, "sha256": digest.hex()},
-            ChecksumSHA256=base64.b64encode(digest).decode(),
+            lambda s3, bucket: s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=bytes(data),
+                **object_fields,
+                Metadata={**metadata, "sha256": digest.hex()},
+                ChecksumSHA256=base64.b64encode(digest).decode(),
+            ),
         )
         return digest.hex(), answer
 
@@ -190,28 +204,31 @@ class _MultipartUpload:
         self._key = key
         self._upload_id = ""
         self._deadline: Deadline | None = None
-        self._in_flight: dict[Future[dict[str, Any]], bytearray] = {}
-        self._completed: list[dict[str, Any]] = []
-        self.completion: dict[str, Any] = {}  # CompleteMultipartUpload's answer
+        self._in_flight: dict[Future[CompletedPartTypeDef], bytearray] = {}
+        self._completed: list[CompletedPartTypeDef] = []
+        self.completion: CompleteMultipartUploadOutputTypeDef | None = None
 
     def run(
         self,
         body: ResultBody,
         first: bytearray,
         part_size: int,
-        object_fields: Mapping[str, str],
+        object_fields: ObjectFields,
         metadata: dict[str, str],
         deadline: Deadline,
     ) -> int:
         """Upload ``first`` (already read) and the rest of ``body``; return the number of parts."""
         self._deadline = deadline
         try:
-            self._upload_id = self._calls(
+            self._upload_id = self._calls.run(
                 "CreateMultipartUpload",
-                Key=self._key,
-                **object_fields,
-                Metadata=metadata,
-                ChecksumAlgorithm="CRC32",
+                lambda s3, bucket: s3.create_multipart_upload(
+                    Bucket=bucket,
+                    Key=self._key,
+                    **object_fields,
+                    Metadata=metadata,
+                    ChecksumAlgorithm="CRC32",
+                ),
             )["UploadId"]
         except BaseException:
             self._buffers.release(first)
@@ -241,11 +258,12 @@ class _MultipartUpload:
                     break
             body.verify_length()
             self._drain(keep=0)
-            self.completion = self._calls(
+            parts = sorted(self._completed, key=lambda part: part["PartNumber"])
+            self.completion = self._calls.run(
                 "CompleteMultipartUpload",
-                Key=self._key,
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": sorted(self._completed, key=lambda part: int(part["PartNumber"]))},
+                lambda s3, bucket: s3.complete_multipart_upload(
+                    Bucket=bucket, Key=self._key, UploadId=self._upload_id, MultipartUpload={"Parts": parts}
+                ),
             )
             return number
         except BaseException:
@@ -258,7 +276,7 @@ class _MultipartUpload:
         future = self._executor.submit(self._upload_part, number, buffer, length)
         self._in_flight[future] = buffer
 
-    def _upload_part(self, number: int, buffer: bytearray, length: int) -> dict[str, Any]:
+    def _upload_part(self, number: int, buffer: bytearray, length: int) -> CompletedPartTypeDef:
         # The buffer goes back to the budget here, on the upload thread, never waiting on the reader.
         # The executor does not carry the record's context: publish its deadline on this thread.
         try:
@@ -266,17 +284,21 @@ class _MultipartUpload:
             with contextlib.ExitStack() as scope:
                 if self._deadline is not None:
                     scope.enter_context(deadline_scope(self._deadline))
-                answer = self._calls(
+                answer = self._calls.run(
                     "UploadPart",
-                    Key=self._key,
-                    UploadId=self._upload_id,
-                    PartNumber=number,
-                    Body=data,
-                    ChecksumAlgorithm="CRC32",
+                    lambda s3, bucket: s3.upload_part(
+                        Bucket=bucket,
+                        Key=self._key,
+                        UploadId=self._upload_id,
+                        PartNumber=number,
+                        # botocore sends a bytearray as it is (no copy); the stubs name bytes only.
+                        Body=cast("bytes", data),
+                        ChecksumAlgorithm="CRC32",
+                    ),
                 )
         finally:
             self._buffers.release(buffer)
-        part = {"PartNumber": number, "ETag": answer["ETag"]}
+        part: CompletedPartTypeDef = {"PartNumber": number, "ETag": answer["ETag"]}
         if answer.get("ChecksumCRC32"):
             part["ChecksumCRC32"] = answer["ChecksumCRC32"]
         return part
@@ -301,8 +323,9 @@ class _MultipartUpload:
             if self._deadline is not None:
                 scope.enter_context(deadline_scope(self._deadline.for_cleanup()))
             with contextlib.suppress(ProcessingError):
-                self._calls("AbortMultipartUpload", Key=self._key, UploadId=self._upload_id)
-
-
-def _snake_case(operation: str) -> str:
-    return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in operation).lstrip("_")
+                self._calls.run(
+                    "AbortMultipartUpload",
+                    lambda s3, bucket: s3.abort_multipart_upload(
+                        Bucket=bucket, Key=self._key, UploadId=self._upload_id
+                    ),
+                )

@@ -9,8 +9,6 @@ uploaded.
 
 from __future__ import annotations
 
-from typing import Any
-
 from tao_results.errors import TransientError
 from tao_results.result_download import ResultBody
 from tao_results.s3_upload import CopyResult, S3Calls
@@ -40,7 +38,9 @@ def stored_copy(calls: S3Calls, key: str, body: ResultBody) -> CopyResult | None
     if not body.etag or body.expected_length is None:
         return None
     try:
-        head: dict[str, Any] = calls("HeadObject", Key=key, ChecksumMode="ENABLED")
+        head = calls.run(
+            "HeadObject", lambda s3, bucket: s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        )
     except TransientError as error:
         if error.http_status in _ABSENT_STATUSES:
             return None
