@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tao_results.config import Settings
+from tests.bench.cgroups import LambdaLimits
 from tests.bench.stack import ROOT, Stack, WorkerProcess, open_stack
 
 MiB = 1 << 20
@@ -45,20 +46,38 @@ def log(message: str) -> None:
 
 
 def handler_copy(
-    stack: Stack, target: str, size: int, *, experiments: list[str] | None = None, **overrides: str
+    stack: Stack,
+    target: str,
+    size: int,
+    *,
+    experiments: list[str] | None = None,
+    limits: LambdaLimits | None = None,
+    **overrides: str,
 ) -> dict[str, Any]:
-    """Fresh worker, load, warm-up invocation (1 KiB), then one measured invocation of ``size``."""
-    with WorkerProcess() as worker:
+    """Fresh worker, load, warm-up invocation (1 KiB), then one measured invocation of ``size``.
+
+    With ``limits`` the worker runs inside Lambda's memory cgroup and CPU quota; the result then
+    carries the cgroup's peak over the whole life of the worker (``cgroup_peak``: init, warm-up
+    and the copy, as Lambda's limit applies to all of them) and after the warm-up
+    (``cgroup_before``).
+    """
+    with WorkerProcess(limits) as worker:
         worker.call("load", env=stack.environment(target, **overrides), experiments=experiments or [])
         warm = stack.event([stack.new_reference(1024, "warm")])
         worker.call("invoke", event=warm)
         stack.settle(warm)
         reference_id = stack.new_reference(size)
         event = stack.event([reference_id])
-        before = stack.tao.stats()
+        before = stack.emulator(target).stats()
+        cgroup_before = limits.usage() if limits is not None else 0
         result = worker.call("invoke", event=event)
-        after = stack.tao.stats()
+        after = stack.emulator(target).stats()
         stack.settle(event)
+        if limits is not None:
+            result["cgroup_before"] = cgroup_before
+            result["cgroup_peak"] = limits.peak()
+            result["cgroup_failcnt"] = limits.failures()
+            result["cpu_throttled_s"] = limits.throttled_s()
     if result["answer"]["batchItemFailures"]:
         raise RuntimeError(f"the handler failed the record ({target}, {size} bytes)")
     head = (
