@@ -9,6 +9,7 @@ peak minus the RSS just before the call.
 
 Commands: ``{"op": "load", "env": {...}, "experiments": [...]}``,
 ``{"op": "invoke", "event": {...}}``, ``{"op": "raw_prepare", ...}``, ``{"op": "raw_upload", ...}``,
+``{"op": "raw_parts", ...}``,
 ``{"op": "quit"}``.
 """
 
@@ -175,6 +176,36 @@ class Worker:
         with Measured() as measured:
             client.upload_fileobj(body, self.raw["bucket"], key, Config=config)
         return {**measured.report(), "size": len(self.raw["data"])}
+
+    def raw_parts(self, key: str, part_size: int, concurrency: int) -> dict[str, Any]:
+        """The leanest direct multipart loop: ``upload_part`` of slices of the bytes in memory.
+
+        No TransferConfig machinery, no file object: one botocore call per part from a thread
+        pool, with botocore's default checksum behaviour (CRC32) as the handler has.
+        """
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+        client, bucket, data = self.raw["client"], self.raw["bucket"], self.raw["data"]
+        offsets = range(0, len(data), part_size)
+        with Measured() as measured:
+            upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+
+            def one(number: int, offset: int) -> dict[str, Any]:
+                answer = client.upload_part(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=data[offset : offset + part_size],
+                )
+                return {"PartNumber": number, "ETag": answer["ETag"]}
+
+            with ThreadPoolExecutor(concurrency) as pool:
+                parts = list(pool.map(one, range(1, len(offsets) + 1), offsets))
+            client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        return {**measured.report(), "size": len(data)}
 
     def quit(self) -> None:
         raise SystemExit(0)

@@ -34,7 +34,7 @@ Results too large for 10,000 parts of ``P`` get larger parts (:func:`part_size_f
 and a part must fit ``available(M)``: past ``10,000 x available(M)`` a result cannot be copied
 within the function's memory and is refused up front (:func:`largest_copyable`). S3's own limits
 (AWS, "Amazon S3 multipart upload limits", read 2026-11): parts 5 MiB-5 GiB, at most 10,000
-parts, objects at most 48.8 TiB (= 10,000 x 5 GiB; it was 5 TiB until December 2025). So 128 MB
+parts, objects at most 48.8 TiB (= 10,000 x 5 GiB; raised from 5 TiB in late 2025). So 128 MB
 copies up to 625 GiB and 5,184 MB and more everything S3 accepts, while 15 minutes at Lambda's CPU
 share bind far earlier (docs/scaling.md), so no result the function could copy in time is refused.
 """
