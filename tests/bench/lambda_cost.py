@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 from tao_results import memory_budget
-from tao_results.local.events import sqs_event
+from tao_results_cli.local.events import sqs_event
 from tests.bench.cgroups import LambdaLimits, cpu_share
 from tests.bench.stack import Stack, WorkerProcess
 

@@ -33,16 +33,18 @@ FINDINGS = """## Findings
   SHA-256 that `UNSIGNED-PAYLOAD` saves). Over HTTPS, botocore used to wrap each part in
   `io.BytesIO` (a full copy of the part) to stream it aws-chunked with a CRC32 trailer: +26 MiB at
   128 MB; the handler now passes `ChecksumCRC32` itself and the part goes out uncopied.
-- **The smallest function (row 7): a 2 GiB result in 128 MB peaks at 89 MiB of cgroup memory**
-  (39 MiB to spare; 56 MiB after the warm-up), byte-exact, with nothing but
-  `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` set: `memory_budget.py` derives 16 MiB parts, one upload and a
-  32 MiB budget there (48 MiB from 256 MB, 80 MiB from 1,769 MB). It was ~105 MiB with the fixed
-  48 MiB budget (issue #14). 256 MB peaks at 106 MiB, 1,769 MB at 139 MiB.
+- **The smallest function (row 7): a 2 GiB result in 128 MB peaks at 90.5 MiB of cgroup memory**
+  (37 MiB to spare; 65 MiB after the warm-up), byte-exact, with nothing but
+  `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` set: `memory_budget.py` derives 8 MiB parts, two uploads and a
+  24 MiB budget there (16 MiB parts in 48 MiB from 256 MB, in 80 MiB from 1,769 MB). It was
+  ~105 MiB with the fixed 48 MiB budget (issue #14). 256 MB peaks at 114.5 MiB, 1,769 MB at
+  148 MiB.
 - **Cost (row 8): S3's request charges are ~80 % of the bill at every memory size**; Lambda's
   GB-seconds are flat from 128 to 512 MB (the copy and the small-result batches are CPU-bound
   there: half the memory, twice the time) and grow above. The cheapest measured: 256 MB for small
-  results, 128 MB per GiB (within 14 % of 256 MB). The template's default memory is now 256 MB
-  (was 512 MB).
+  results, 128 MB per GiB (within 14 % of 256 MB) in the sweep, which ran with 16 MiB parts at
+  128 MB; with the 8 MiB parts 128 MB now derives, its 130 S3 requests per GiB make 256 MB the
+  cheapest per GiB too. The template's default memory is now 256 MB (was 512 MB).
 - **Memory per warm container (target 2) holds:** peak RSS growth ≈ 50 MiB for every size with the
   48 MiB budget used outside Lambda (growth now includes the first part buffer: a warm-up result
   smaller than a part takes only its own size from the budget, so no part buffer is held before

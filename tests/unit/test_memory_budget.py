@@ -23,7 +23,7 @@ REQUIRED = {
 @pytest.mark.parametrize(
     ("memory_mb", "part_mib", "concurrency", "buffer_mib"),
     [
-        (128, 16, 1, 32),
+        (128, 8, 2, 24),
         (256, 16, 2, 48),
         (512, 16, 2, 48),
         (1769, 16, 4, 80),
@@ -68,9 +68,9 @@ def test_every_size_fits_the_part_limit_and_the_memory_or_is_refused_up_front(me
 
 def test_what_each_memory_size_can_copy():
     assert mb.S3_MAX_OBJECT_SIZE / TiB == pytest.approx(48.83, abs=0.01)  # 10,000 x 5 GiB
-    assert mb.largest_copyable(128) == 10_000 * 64 * MiB  # 625 GiB, far beyond 15 minutes at 128 MB
-    assert mb.largest_copyable(5120) < mb.S3_MAX_OBJECT_SIZE
-    assert mb.largest_copyable(5184) == mb.S3_MAX_OBJECT_SIZE  # a 5 GiB part fits beside the reserve
+    assert mb.largest_copyable(128) == 10_000 * 56 * MiB  # 547 GiB, far beyond 15 minutes at 128 MB
+    assert mb.largest_copyable(5184) < mb.S3_MAX_OBJECT_SIZE
+    assert mb.largest_copyable(5192) == mb.S3_MAX_OBJECT_SIZE  # a 5 GiB part fits beside the reserve
     assert mb.largest_copyable(None) == mb.S3_MAX_OBJECT_SIZE
 
 
@@ -83,12 +83,12 @@ def test_memory_outside_lambdas_range_is_rejected(memory_mb):
 def test_settings_follow_the_memory_size_when_nothing_is_set():
     settings = load_settings({**REQUIRED, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128"})
     assert (settings.part_size_bytes, settings.upload_concurrency, settings.transfer_buffer_bytes) == (
-        16 * MiB,
-        1,
-        32 * MiB,
+        8 * MiB,
+        2,
+        24 * MiB,
     )
     assert settings.memory_size_mb == 128
-    assert settings.max_part_size_bytes == 64 * MiB
+    assert settings.max_part_size_bytes == 56 * MiB
 
 
 def test_explicit_settings_win_when_they_fit():
@@ -111,8 +111,8 @@ def test_explicit_settings_win_when_they_fit():
 @pytest.mark.parametrize(
     ("name", "extra"),
     [
-        ("TRANSFER_BUFFER_MIB", {"TRANSFER_BUFFER_MIB": "65"}),
-        ("PART_SIZE_BYTES", {"PART_SIZE_BYTES": str(65 * MiB)}),
+        ("TRANSFER_BUFFER_MIB", {"TRANSFER_BUFFER_MIB": "57"}),
+        ("PART_SIZE_BYTES", {"PART_SIZE_BYTES": str(57 * MiB)}),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "64"}),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "lots"}),
     ],

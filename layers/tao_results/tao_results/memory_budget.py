@@ -8,8 +8,8 @@ warm function holds anyway. So, in MiB (Lambda's "MB" are MiB of cgroup limit)::
     available(M) = M - RESERVE_MIB                 what part buffers may use at all
     budget(M)    = available(M) - HEADROOM_MIB     what the derived defaults use
 
-``RESERVE_MIB`` = 64: measured with ``make bench`` (``fit``), a warm function inside a cgroup v1
-memory controller charges ~55-60 MiB (interpreter, boto3 with its S3/SQS/Secrets Manager clients,
+``RESERVE_MIB`` = 72: measured with ``make bench`` (``fit``), a warm function inside a cgroup v1
+memory controller charges ~65 MiB (interpreter, boto3 with its S3/SQS/Secrets Manager clients,
 Powertools, requests, two TLS contexts) before any part buffer, and every in-flight request adds
 at most ~1 MiB of botocore/urllib3/TLS state. ``HEADROOM_MIB`` = 32: what is left for Lambda's
 runtime interface client, allocator fragmentation and an unlucky moment.
@@ -17,25 +17,23 @@ runtime interface client, allocator fragmentation and an unlucky moment.
 The derived settings (:func:`derive`), from ``budget(M)``:
 
 - part size ``P``: 16 MiB wherever the budget holds two such parts (one being read while one
-  uploads): the size measured at the throughput ceiling, 66 S3 requests per GiB. S3's request
-  charges, not Lambda's, dominate what a GiB costs, so ``P`` never drops below 16 MiB for
-  memory's sake in Lambda's range (8 MiB would double them); smaller budgets (never in Lambda)
-  get 8 MiB, then S3's 5 MiB minimum;
+  uploads): the size measured at the throughput ceiling, 66 S3 requests per GiB (S3's request
+  charges, not Lambda's, dominate what a GiB costs). Smaller budgets (128 MB only) get 8 MiB
+  (130 requests per GiB), then S3's 5 MiB minimum;
 - upload concurrency ``C``: ``budget // P - 1``, at most 4 from 1,769 MB (one full vCPU: more
   connections help only when the CPU can feed them) and at most 2 below (the copy is CPU-bound
   there, and two uploads already overlap the next part's download);
 - buffer budget ``(C + 1) x P``: the part being read plus ``C`` uploading.
 
-Which gives 16 MiB x 1 in 32 MiB at 128 MB, 16 MiB x 2 in 48 MiB from 256 MB, 16 MiB x 4 in
-80 MiB from 1,769 MB. Measured (``make bench``, over TLS, 2 GiB): the cgroup peaks at ~89 MiB in
-128 MB.
+Which gives 8 MiB x 2 in 24 MiB at 128 MB, 16 MiB x 2 in 48 MiB from 256 MB, 16 MiB x 4 in
+80 MiB from 1,769 MB. Measured (``make bench``, over TLS, 2 GiB): see docs/benchmarks.md, row 7.
 
 Results too large for 10,000 parts of ``P`` get larger parts (:func:`part_size_for`, whole MiB),
 and a part must fit ``available(M)``: past ``10,000 x available(M)`` a result cannot be copied
 within the function's memory and is refused up front (:func:`largest_copyable`). S3's own limits
 (AWS, "Amazon S3 multipart upload limits", read 2026-11): parts 5 MiB-5 GiB, at most 10,000
 parts, objects at most 48.8 TiB (= 10,000 x 5 GiB; raised from 5 TiB in late 2025). So 128 MB
-copies up to 625 GiB and 5,184 MB and more everything S3 accepts, while 15 minutes at Lambda's CPU
+copies up to 547 GiB and 5,192 MB and more everything S3 accepts, while 15 minutes at Lambda's CPU
 share bind far earlier (docs/scaling.md), so no result the function could copy in time is refused.
 """
 
@@ -56,7 +54,7 @@ S3_MAX_PART_SIZE = 5 * GiB
 S3_MAX_PARTS = 10_000
 S3_MAX_OBJECT_SIZE = S3_MAX_PARTS * S3_MAX_PART_SIZE
 
-RESERVE_MIB = 64
+RESERVE_MIB = 72
 HEADROOM_MIB = 32
 
 # Without AWS_LAMBDA_FUNCTION_MEMORY_SIZE (tests, local runs): the settings measured in issue #5.
