@@ -5,7 +5,7 @@ import pytest
 from tao_results import memory_budget as mb
 from tao_results.config import ConfigError, load_settings
 from tao_results.errors import PermanentError
-from tao_results.transfer import part_size_for
+from tao_results.s3_upload import part_size_for
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

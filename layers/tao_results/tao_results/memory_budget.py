@@ -1,7 +1,7 @@
 """How big the transfer's part buffers may be for a function of a given memory size.
 
 Lambda sets ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE`` (MB, 128-10,240) and kills an execution environment
-that goes over it. The copy's memory is its part buffers (``transfer.PartBuffers``: a
+that goes over it. The copy's memory is its part buffers (``s3_upload.PartBuffers``: a
 container-wide byte budget; a part larger than the budget may still go, alone) on top of what the
 warm function holds anyway. So, in MiB (Lambda's "MB" are MiB of cgroup limit)::
 
