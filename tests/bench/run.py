@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from tao_results.config import Settings
+from tests.bench import cgroups, lambda_cost
+from tests.bench.cgroups import LambdaLimits
 from tests.bench.stack import ROOT, Stack, WorkerProcess, open_stack
 
 MiB = 1 << 20
@@ -45,20 +47,38 @@ def log(message: str) -> None:
 
 
 def handler_copy(
-    stack: Stack, target: str, size: int, *, experiments: list[str] | None = None, **overrides: str
+    stack: Stack,
+    target: str,
+    size: int,
+    *,
+    experiments: list[str] | None = None,
+    limits: LambdaLimits | None = None,
+    **overrides: str,
 ) -> dict[str, Any]:
-    """Fresh worker, load, warm-up invocation (1 KiB), then one measured invocation of ``size``."""
-    with WorkerProcess() as worker:
+    """Fresh worker, load, warm-up invocation (1 KiB), then one measured invocation of ``size``.
+
+    With ``limits`` the worker runs inside Lambda's memory cgroup and CPU quota; the result then
+    carries the cgroup's peak over the whole life of the worker (``cgroup_peak``: init, warm-up
+    and the copy, as Lambda's limit applies to all of them) and after the warm-up
+    (``cgroup_before``).
+    """
+    with WorkerProcess(limits) as worker:
         worker.call("load", env=stack.environment(target, **overrides), experiments=experiments or [])
         warm = stack.event([stack.new_reference(1024, "warm")])
         worker.call("invoke", event=warm)
         stack.settle(warm)
         reference_id = stack.new_reference(size)
         event = stack.event([reference_id])
-        before = stack.tao.stats()
+        before = stack.emulator(target).stats()
+        cgroup_before = limits.usage() if limits is not None else 0
         result = worker.call("invoke", event=event)
-        after = stack.tao.stats()
+        after = stack.emulator(target).stats()
         stack.settle(event)
+        if limits is not None:
+            result["cgroup_before"] = cgroup_before
+            result["cgroup_peak"] = limits.peak()
+            result["cgroup_failcnt"] = limits.failures()
+            result["cpu_throttled_s"] = limits.throttled_s()
     if result["answer"]["batchItemFailures"]:
         raise RuntimeError(f"the handler failed the record ({target}, {size} bytes)")
     head = (
@@ -92,6 +112,14 @@ class RawUploader:
         self.count += 1
         result = self.worker.call(
             "raw_upload", key=f"raw/{self.count}", chunk_size=chunk, concurrency=concurrency
+        )
+        self.stack.clear_results(self.target)
+        return result
+
+    def direct(self, part_size: int, concurrency: int) -> dict[str, Any]:
+        self.count += 1
+        result = self.worker.call(
+            "raw_parts", key=f"direct/{self.count}", part_size=part_size, concurrency=concurrency
         )
         self.stack.clear_results(self.target)
         return result
@@ -130,9 +158,19 @@ def tune_raw(stack: Stack, target: str, size: int, repetitions: int) -> dict[str
 
 
 def throughput(
-    stack: Stack, target: str, size: int, repetitions: int, raw_config: dict[str, Any], variants: dict
+    stack: Stack,
+    target: str,
+    size: int,
+    repetitions: int,
+    raw_config: dict[str, Any],
+    variants: dict,
+    *,
+    direct: bool = False,
 ) -> dict[str, Any]:
-    """Handler (per variant) and raw upload, interleaved, ``repetitions`` times each."""
+    """Handler (per variant) and raw upload, interleaved, ``repetitions`` times each.
+
+    ``direct``: also the leanest direct ``upload_part`` loop (16 MiB parts, 4 threads), the ceiling.
+    """
     chunk, concurrency = raw_config["chunk_mib"] * MiB, raw_config["concurrency"]
     uploader = RawUploader(stack, target, size)
     runs: dict[str, list[dict[str, Any]]] = {"raw": [], **{name: [] for name in variants}}
@@ -143,6 +181,9 @@ def throughput(
                 log(f"{target} {size // MiB} MiB {name} #{repetition + 1}: {_brief(runs[name][-1])}")
             runs["raw"].append(uploader.upload(chunk, concurrency))
             log(f"{target} {size // MiB} MiB raw #{repetition + 1}: {_brief(runs['raw'][-1])}")
+            if direct:
+                runs.setdefault("direct", []).append(uploader.direct(16 * MiB, 4))
+                log(f"{target} {size // MiB} MiB direct #{repetition + 1}: {_brief(runs['direct'][-1])}")
     finally:
         uploader.close()
     summary = {name: _summarise(results, size) for name, results in runs.items()}
@@ -358,7 +399,9 @@ def cold_start(repetitions: int, variants: dict[str, list[str]]) -> dict[str, An
 # Main
 # --------------------------------------------------------------------------------------------------
 
-ALL = ["coldstart", "throughput", "memory", "small", "requests", "moto"]
+ALL = ["coldstart", "throughput", "memory", "small", "requests", "tls", "fit", "lambda", "moto"]
+FIT_MEMORY_MB = [128, 256, 1769]
+SWEEP_MEMORY_MB = [128, 256, 512, 1024, 1769]
 # Not in the default run: larger parts halve S3 request charges (docs/scaling.md), at what cost?
 PART_SIZE_VARIANTS = {
     "16 MiB parts, 48 MiB budget (default)": ([], {}),
@@ -400,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         cold_variants = {"app": [], **({"app+exp": experiments} if experiments else {})}
         results["coldstart"] = cold_start(5 if args.quick else 21, cold_variants)
     with ExitStack() as exits:
-        stack = open_stack(exits, seaweed=True)
+        stack = open_stack(exits, seaweed=True, tls=True)
         results["notes"] = stack.notes
         real = "seaweedfs" if "seaweedfs" in stack.targets else "moto"
         results["real_target"] = real
@@ -409,7 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         if "throughput" in only:
             raw = tune_raw(stack, real, min(large, 256 * MiB), 1 if args.quick else 2)
             results["raw_scan"] = raw
-            results["throughput"] = throughput(stack, real, large, repetitions, raw["best"], variants)
+            results["throughput"] = throughput(
+                stack, real, large, repetitions, raw["best"], variants, direct=True
+            )
         if "memory" in only:
             known: dict[int, dict[str, Any]] = {}
             if "throughput" in results:
@@ -437,6 +482,36 @@ def main(argv: list[str] | None = None) -> int:
                 for name, (exp, overrides) in PART_SIZE_VARIANTS.items()
             }
             log(f"part sizes: {results['partsize']}")
+        tls_target = "seaweedfs-tls" if "seaweedfs-tls" in stack.targets else None
+        if tls_target is None and {"tls", "fit", "lambda"} & set(only):
+            results["notes"].append("no TLS target (SeaweedFS did not start): tls, fit and lambda skipped")
+        if "tls" in only and tls_target:
+            raw = tune_raw(stack, tls_target, min(large, 256 * MiB), 1)
+            results["tls_raw_scan"] = raw
+            results["tls"] = throughput(
+                stack, tls_target, large, repetitions, raw["best"], variants, direct=True
+            )
+        limits_missing = cgroups.unavailable()
+        if limits_missing and {"fit", "lambda"} & set(only):
+            note = f"cgroups unavailable ({limits_missing}): fit and lambda SKIPPED"
+            log(f"WARNING: {note}")
+            results["notes"].append(note)
+        elif tls_target:
+            if "fit" in only:
+                fit_sizes = [128] if args.quick else FIT_MEMORY_MB
+                results["fit"] = lambda_cost.fit(
+                    stack, tls_target, fit_sizes, (256 if args.quick else 2048) * MiB
+                )
+            if "lambda" in only:
+                results["lambda"] = lambda_cost.sweep(
+                    stack,
+                    tls_target,
+                    [128, 1769] if args.quick else SWEEP_MEMORY_MB,
+                    small_count=50 if args.quick else 1000,
+                    small_size=4096,
+                    latency_ms=50,
+                    large_size=(64 if args.quick else 1024) * MiB,
+                )
         if "moto" in only:
             size = (32 if args.quick else 256) * MiB
             results["moto"] = throughput(

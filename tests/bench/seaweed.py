@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from tests.bench.tls import TlsFiles
 from tests.support.aws_stack import FAKE_CREDENTIALS, aws_client, free_port
 
 
@@ -31,10 +32,16 @@ def weed_binary() -> str | None:
 
 
 class SeaweedS3:
-    def __init__(self, host: str = "127.0.0.1", data_root: str | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", data_root: str | None = None, tls: TlsFiles | None = None
+    ) -> None:
+        """``tls``: also serve S3 over HTTPS (``https_endpoint_url``) with SeaweedFS' own TLS."""
         self.host = host
         self.port = free_port(host)
         self.endpoint_url = f"http://{host}:{self.port}"
+        self.tls = tls
+        self.https_port = free_port(host) if tls else None
+        self.https_endpoint_url = f"https://{host}:{self.https_port}" if tls else None
         self._data_root = data_root
         self._dir: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -91,6 +98,12 @@ class SeaweedS3:
             f"-s3.config={config}",
             "-master.telemetry=false",
         ]
+        if self.tls is not None:
+            command += [
+                f"-s3.port.https={self.https_port}",
+                f"-s3.cert.file={self.tls.cert}",
+                f"-s3.key.file={self.tls.key}",
+            ]
         self._log = open(Path(self._dir, "weed.log"), "wb")  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, cwd=self._dir)
         self._wait_for_put(timeout)

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from tao_results_cli.local.events import sqs_event
+from tests.bench.cgroups import LambdaLimits
 from tests.bench.seaweed import SeaweedS3
+from tests.bench.tls import TlsFiles, make_tls
 from tests.support.aws_stack import (
     FAKE_CREDENTIALS,
     MotoServer,
@@ -43,7 +46,9 @@ def _worker_log() -> Any:
 class WorkerProcess:
     """``python -m tests.bench.worker`` in a child process, spoken to in JSON lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: LambdaLimits | None = None) -> None:
+        """``limits``: the cgroups the worker joins before Python starts (Lambda's memory and CPU)."""
+        self.limits = limits
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(ROOT), str(ROOT / "layers" / "tao_results"), str(ROOT / "functions" / "download_result")]
@@ -56,6 +61,7 @@ class WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=_worker_log(),
             text=True,
+            preexec_fn=limits.preexec if limits is not None else None,  # noqa: PLW1509 - no threads
         )
 
     @property
@@ -114,13 +120,25 @@ class Stack:
     tao: EmulatorAdmin
     targets: dict[str, Target] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Targets whose name ends in "-tls" use HTTPS on both legs: this emulator and S3 (local CA).
+    tao_tls: EmulatorAdmin | None = None
+    tls: TlsFiles | None = None
+
+    def emulator(self, target: str) -> EmulatorAdmin:
+        if target.endswith("-tls"):
+            assert self.tao_tls is not None
+            return self.tao_tls
+        return self.tao
 
     def environment(self, target: str, **overrides: str) -> dict[str, str]:
-        env = function_environment(self.resources, self.tao.base_url, **overrides)
+        env = function_environment(self.resources, self.emulator(target).base_url, **overrides)
         env.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
         env["POWERTOOLS_METRICS_DISABLED"] = "true"
         if target != "moto":
             env["AWS_ENDPOINT_URL_S3"] = self.targets[target].endpoint_url
+        if target.endswith("-tls") and self.tls is not None:
+            env["AWS_CA_BUNDLE"] = self.tls.bundle
+            env["BENCH_CA_BUNDLE"] = self.tls.bundle
         return env
 
     def event(self, reference_ids: list[str]) -> dict[str, Any]:
@@ -150,7 +168,9 @@ class Stack:
 
     def new_reference(self, size: int, prefix: str = "bench") -> str:
         reference_id = f"{prefix}-{uuid.uuid4().hex[:12]}"
-        self.tao.add_result(reference_id, size=size, filename="result.csv")
+        for emulator in (self.tao, self.tao_tls):
+            if emulator is not None:
+                emulator.add_result(reference_id, size=size, filename="result.csv")
         return reference_id
 
     def clear_results(self, target: str) -> None:
@@ -163,16 +183,34 @@ class Stack:
                 s3.delete_object(Bucket=info.bucket, Key=item["Key"])
 
 
-def open_stack(exits: ExitStack, *, seaweed: bool = True) -> Stack:
+def open_stack(exits: ExitStack, *, seaweed: bool = True, tls: bool = False) -> Stack:
+    """moto, the emulator and SeaweedFS; with ``tls`` also an HTTPS emulator and SeaweedFS' HTTPS
+    endpoint (target ``seaweedfs-tls``), both behind a throwaway local CA."""
     os.environ.update(FAKE_CREDENTIALS)
     moto = exits.enter_context(MotoServer())
     resources = create_resources(moto.endpoint_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     admin = exits.enter_context(running_emulator_process(client_id=CLIENT_ID, client_secret=CLIENT_SECRET))
     stack = Stack(moto, resources, admin)
     stack.targets["moto"] = Target("moto", moto.endpoint_url, resources.bucket)
+    files: TlsFiles | None = None
+    if tls:
+        directory = exits.enter_context(tempfile.TemporaryDirectory(prefix="bench-tls-"))
+        files = make_tls(Path(directory))
+        # The bench process's own clients (emulator admin, boto3) trust the local CA too.
+        os.environ["REQUESTS_CA_BUNDLE"] = files.bundle
+        os.environ["AWS_CA_BUNDLE"] = files.bundle
+        stack.tls = files
+        stack.tao_tls = exits.enter_context(
+            running_emulator_process(
+                client_id=CLIENT_ID,
+                client_secret=CLIENT_SECRET,
+                tls_cert_file=files.cert,
+                tls_key_file=files.key,
+            )
+        )
     if seaweed:
         try:
-            server = SeaweedS3()
+            server = SeaweedS3(tls=files)
             server.start()
         except Exception as error:
             stack.notes.append(f"SeaweedFS could not start ({error}); moto only")
@@ -183,4 +221,8 @@ def open_stack(exits: ExitStack, *, seaweed: bool = True) -> Stack:
             stack.targets["seaweedfs"] = Target(
                 "seaweedfs", server.endpoint_url, resources.bucket, server.pid
             )
+            if server.https_endpoint_url is not None:
+                stack.targets["seaweedfs-tls"] = Target(
+                    "seaweedfs-tls", server.https_endpoint_url, resources.bucket, server.pid
+                )
     return stack

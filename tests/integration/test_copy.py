@@ -153,3 +153,17 @@ def test_emf_metrics_are_published(harness, tao, capsys):
     names = {metric["Name"] for metric in emf[-1]["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert {"ResultsCopied", "BytesCopied", "CopyDuration"} <= names
     assert emf[-1]["BytesCopied"] == 1234.0 or emf[-1]["BytesCopied"] == [1234.0]
+
+
+def test_a_128_mb_function_derives_its_part_size_from_its_memory(harness, tao):
+    # No sizing variable set: 128 MB → 8 MiB parts in a 24 MiB budget (memory_budget.py).
+    info = tao.add_result("ref-128", size=20 * MiB + 5, filename="big.csv")
+    h = harness(AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128", PART_SIZE_BYTES="")
+    settings = h.app.service.settings
+    assert (settings.part_size_bytes, settings.transfer_buffer_bytes) == (8 * MiB, 24 * MiB)
+    _, failed = h.run({"referenceId": "ref-128"})
+    assert failed == []
+    obj = h.object("tao-results/ref-128/big.csv")
+    assert hashlib.sha256(obj["Body"].read()).hexdigest() == info.sha256
+    assert obj["ETag"].endswith('-3"')  # 8 + 8 + 4 MiB and 5 bytes
+    assert h.open_uploads() == []

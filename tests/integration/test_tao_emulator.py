@@ -719,3 +719,26 @@ def test_cli_prints_base_url_and_exits_cleanly_on_sigint() -> None:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_tls_setting_serves_every_endpoint_over_https(tmp_path):
+    from tests.bench.tls import make_tls  # noqa: PLC0415 - cryptography (moto's) only here
+
+    files = make_tls(tmp_path)
+    with TaoEmulator(tls_cert_file=files.cert, tls_key_file=files.key) as emulator:
+        assert emulator.base_url.startswith("https://127.0.0.1:")
+        info = emulator.add_result("ref-tls", size=3 * 1024 * 1024 + 1)
+        with requests.Session() as http:
+            token = http.post(emulator.base_url + TOKEN_PATH, data=CREDENTIALS, verify=files.ca, timeout=5)
+            assert token.status_code == 200
+            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            answer = http.get(
+                f"{emulator.base_url}/api/v1/download/ref-tls", headers=headers, verify=files.ca, timeout=5
+            )
+            url = answer.json()["signedUrl"]
+            assert url.startswith("https://")
+            body = http.get(url, verify=files.ca, timeout=5).content
+            assert hashlib.sha256(body).hexdigest() == info.sha256
+            # A client that does not trust the local CA is refused at the handshake.
+            with pytest.raises(requests.exceptions.SSLError):
+                http.get(url, timeout=5)

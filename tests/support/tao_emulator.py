@@ -104,6 +104,9 @@ body, decoded), as gateways and WAFs do. The quote cycles through the forms an e
 JSON-escaped (ASCII), percent-encoded, JSON-escaped twice, PHP's JSON (``\\/``), ``\\u00XX`` for
 every non-alphanumeric character, XML numeric references; it goes in the JSON ``message``, in the
 S3 XML ``Message`` (XML-escaped), or after a text body. ``stats()["echoed_errors"]`` counts them.
+``tls_cert_file``/``tls_key_file`` ("": plain HTTP; PEM paths, read by ``start()``): unlike
+``serve_tls``, the main listener itself serves TLS, admin API included, ``base_url`` starts with
+``https://`` and so do the signed URLs it issues (the benchmarks' TLS-on-both-legs runs).
 
 Faults
 ------
@@ -443,6 +446,9 @@ class _Settings:
     # that no cookie ever comes back.
     set_cookie: str | None = None
     echo_credentials: bool = False
+    # HTTPS instead of HTTP (PEM paths; read at start): the benchmarks measure Lambda's TLS cost.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name for f in dataclasses.fields(self)}
@@ -649,7 +655,11 @@ class TaoEmulator:
             return self
         server_class = _Server6 if ipaddress.ip_address(self.host).version == 6 else _Server
         self._stopping.clear()
-        self._server = server_class((self.host, self._requested_port), self)
+        context = None
+        if self._settings.tls_cert_file:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self._settings.tls_cert_file, self._settings.tls_key_file or None)
+        self._server = server_class((self.host, self._requested_port), self, tls=context)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="tao-emulator", daemon=True
         )
@@ -706,7 +716,8 @@ class TaoEmulator:
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self._settings.tls_cert_file else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     # ---- admin API -----------------------------------------------------------------------------
 
@@ -1882,7 +1893,13 @@ class EmulatorAdmin:
 
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-_CLI_SETTINGS = {"client_id": "--client-id", "client_secret": "--client-secret", "latency_ms": "--latency-ms"}
+_CLI_SETTINGS = {
+    "client_id": "--client-id",
+    "client_secret": "--client-secret",
+    "latency_ms": "--latency-ms",
+    "tls_cert_file": "--tls-cert-file",
+    "tls_key_file": "--tls-key-file",
+}
 
 
 def spawn_emulator(
@@ -1948,6 +1965,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument("--token-expires-in", type=int, default=_Settings.token_expires_in)
     parser.add_argument("--signed-url-ttl", type=int, default=_Settings.signed_url_ttl)
+    parser.add_argument("--tls-cert-file", default="", help="serve HTTPS with this PEM certificate")
+    parser.add_argument("--tls-key-file", default="", help="its PEM private key")
     args = parser.parse_args(argv)
     emulator = TaoEmulator(
         host=args.host,
@@ -1957,6 +1976,8 @@ def main(argv: list[str] | None = None) -> int:
         latency_ms=args.latency_ms,
         token_expires_in=args.token_expires_in,
         signed_url_ttl=args.signed_url_ttl,
+        tls_cert_file=args.tls_cert_file,
+        tls_key_file=args.tls_key_file,
     ).start()
     stop = threading.Event()
 

@@ -74,3 +74,10 @@ def test_waiting_for_buffer_memory_ends_at_the_deadline():
     assert 0.25 < time.monotonic() - started < 2.0
     buffers.release(held)
     assert len(buffers.acquire(MiB, Deadline(time.monotonic() + 0.3))) == MiB  # the budget is intact
+
+
+def test_part_checksum_is_s3s_base64_big_endian_crc32():
+    from tao_results.s3_upload import _crc32  # noqa: PLC0415
+
+    # The CRC-32 check value of "123456789" is 0xCBF43926 (ISO 3309 / ITU-T V.42).
+    assert _crc32(bytearray(b"123456789")) == "y/Q5Jg=="

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from tao_results import memory_budget
 from tao_results.key_template import DEFAULT_KEY_TEMPLATE, check_key_template
 from tao_results.redelivery import minimum_redelivery_span
 from tao_results.url_policy import AMAZON_S3, parse_allow_entry
@@ -68,6 +69,9 @@ class Settings:
     results_key_template: str = DEFAULT_KEY_TEMPLATE
     result_event_bus: str = ""
     step_functions_callbacks: bool = False
+    # AWS_LAMBDA_FUNCTION_MEMORY_SIZE (None outside Lambda) and the largest part it can hold.
+    memory_size_mb: int | None = None
+    max_part_size_bytes: int = memory_budget.S3_MAX_PART_SIZE
 
     def download_url(self, reference_id: str) -> str:
         return self.tao_base_url + self.tao_download_path.replace("{referenceId}", reference_id)
@@ -78,6 +82,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     reader = _Reader(environ)
     allow_plain_http = reader.flag("ALLOW_INSECURE_HTTP")
     base_url = reader.base_url("TAO_BASE_URL", allow_plain_http)
+    memory_mb, sizing = reader.transfer_sizing()
     settings = Settings(
         tao_base_url=base_url,
         tao_token_url=reader.tao_url("TAO_TOKEN_URL", base_url + DEFAULT_TOKEN_PATH, allow_plain_http),
@@ -97,9 +102,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         connect_timeout_seconds=reader.number("HTTP_CONNECT_TIMEOUT_SECONDS", 3.05, 0.1, 60.0),
         read_timeout_seconds=reader.number("HTTP_READ_TIMEOUT_SECONDS", 15.0, 0.1, 300.0),
         deadline_margin_seconds=reader.number("DEADLINE_MARGIN_SECONDS", 20.0, 0.0, 300.0),
-        part_size_bytes=reader.integer("PART_SIZE_BYTES", 16 * MiB, S3_MINIMUM_PART_SIZE, 5 * 1024 * MiB),
-        upload_concurrency=reader.integer("UPLOAD_CONCURRENCY", 4, 1, 32),
-        transfer_buffer_bytes=reader.integer("TRANSFER_BUFFER_MIB", 48, 10, 10240) * MiB,
+        part_size_bytes=sizing.part_size,
+        upload_concurrency=sizing.upload_concurrency,
+        transfer_buffer_bytes=sizing.buffer_bytes,
         secret_cache_seconds=reader.number("SECRET_CACHE_SECONDS", 900.0, 0.0, 86400.0),
         token_refresh_margin_seconds=reader.number("TOKEN_REFRESH_MARGIN_SECONDS", 60.0, 0.0, 3600.0),
         retry_backoff_base_seconds=reader.number("RETRY_BACKOFF_BASE_SECONDS", 10.0, 0.0, 900.0),
@@ -117,6 +122,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         result_event_bus=reader.event_bus("RESULT_EVENT_BUS"),
         step_functions_callbacks=reader.choice("STEP_FUNCTIONS_CALLBACKS", ("true", "false"), default="false")
         == "true",
+        memory_size_mb=memory_mb,
+        max_part_size_bytes=memory_budget.largest_part(memory_mb),
     )
     check_grace_fits(settings)
     return settings
@@ -211,6 +218,31 @@ class _Reader:
         if self._raw(name) is None:
             return None
         return self.integer(name, minimum, minimum, maximum)
+
+    def transfer_sizing(self) -> tuple[int | None, memory_budget.Sizing]:
+        """PART_SIZE_BYTES, UPLOAD_CONCURRENCY, TRANSFER_BUFFER_MIB: explicit, else derived from
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE (memory_budget.py); explicit ones must fit that memory."""
+        memory_mb = None
+        if self._raw("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") is not None:
+            memory_mb = self.integer(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                0,
+                memory_budget.LAMBDA_MIN_MEMORY_MB,
+                memory_budget.LAMBDA_MAX_MEMORY_MB,
+            )
+        derived = memory_budget.derive(memory_mb)
+        sizing = memory_budget.Sizing(
+            part_size=self.integer(
+                "PART_SIZE_BYTES", derived.part_size, S3_MINIMUM_PART_SIZE, memory_budget.S3_MAX_PART_SIZE
+            ),
+            upload_concurrency=self.integer("UPLOAD_CONCURRENCY", derived.upload_concurrency, 1, 32),
+            buffer_bytes=self.integer("TRANSFER_BUFFER_MIB", derived.buffer_bytes // MiB, 10, 10240) * MiB,
+        )
+        if memory_mb is not None:
+            problem = memory_budget.check(memory_mb, sizing.part_size, sizing.buffer_bytes)
+            if problem:
+                raise ConfigError(problem)
+        return memory_mb, sizing
 
     def flag(self, name: str) -> bool:
         return (self._raw(name) or "").lower() in ("1", "true", "yes", "on")

@@ -83,6 +83,7 @@ def build_service(
             upload_concurrency=settings.upload_concurrency,
             buffers=PartBuffers(settings.transfer_buffer_bytes),
             executor=ThreadPoolExecutor(max_workers=uploads_in_flight, thread_name_prefix="s3-upload"),
+            max_part_size=settings.max_part_size_bytes,
         ),
         dead_letters=DeadLetterQueue(lambda: aws.sqs, settings.dead_letter_queue_url),
         retries=RetryScheduler(
