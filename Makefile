@@ -53,8 +53,8 @@ lock-check: install
 	@echo "lock-check: $(LOCK) matches requirements.in"
 
 lint: install lock-check
-	$(BIN)/ruff check layers functions tools tests
-	$(BIN)/ruff format --check layers functions tools tests
+	$(BIN)/ruff check layers functions tools devtools tests
+	$(BIN)/ruff format --check layers functions tools devtools tests
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 
@@ -70,12 +70,12 @@ test: lint template-checks
 # The function's JSON logs and metrics go to $(DEMO_LOGS) (docs/dashboard.png is drawn from them).
 DEMO_LOGS ?= .demo/function.log
 demo: install-demo
-	$(BIN)/python -m tests.support.demo --function-logs $(DEMO_LOGS)
+	$(BIN)/python -m tao_results_demo --function-logs $(DEMO_LOGS)
 
 # moto + the TAO emulator with the secret, bucket and queues, until Ctrl-C; prints the `export`
 # lines that `tao-results run-local`, `enqueue`, `dlq` and `status` need in another terminal.
 local-stack: install-demo
-	$(BIN)/python -m tests.support.local_stack
+	$(BIN)/python -m tao_results_demo.local_stack
 
 # docs/dashboard.png: the template's dashboard widgets drawn with the metrics of a demo run.
 dashboard-picture: install

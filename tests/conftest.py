@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tao_emulator import TaoEmulator
 from tao_results.http_sessions import Resolver
 from tests.support.aws_stack import MotoServer, StackResources, create_resources
 from tests.support.harness import Harness, HarnessFactory
-from tests.support.tao_emulator import TaoEmulator
 
 CLIENT_ID = "demo-client"
 CLIENT_SECRET = "s3cr3t-Value-Never-Logged"

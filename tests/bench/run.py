@@ -286,7 +286,7 @@ def _request_counts(references: list[str], before: dict[str, Any], after: dict[s
 
 def _failure_isolation(stack: Stack, worker: WorkerProcess, target: str, size: int) -> dict[str, Any]:
     """A batch of 10 where one reference is unknown (404) and one gets storage 500s every time."""
-    from tests.support.tao_emulator import Fault  # noqa: PLC0415
+    from tao_emulator import Fault  # noqa: PLC0415
 
     good = [stack.new_reference(size, "iso") for _ in range(8)]
     failing = stack.new_reference(size, "iso-500")

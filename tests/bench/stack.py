@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tao_emulator import EmulatorAdmin, running_emulator_process
 from tao_results_cli.local.events import sqs_event
 from tests.bench.cgroups import LambdaLimits
 from tests.bench.seaweed import SeaweedS3
@@ -30,7 +31,6 @@ from tests.support.aws_stack import (
     create_resources,
     function_environment,
 )
-from tests.support.tao_emulator import EmulatorAdmin, running_emulator_process
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "bench-client"

@@ -137,8 +137,8 @@ class Worker:
         self, endpoint_url: str, bucket: str, reference_id: str, size: int, seed: int = 0
     ) -> dict[str, Any]:
         """The exact bytes the emulator serves for ``reference_id``, in memory, and a warm client."""
+        from tao_emulator.results import _Body  # noqa: PLC0415 - the emulator's generator
         from tests.support.aws_stack import aws_client  # noqa: PLC0415
-        from tests.support.tao_emulator import _Body  # noqa: PLC0415 - the emulator's generator
 
         data = bytearray(size)
         view, position = memoryview(data), 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tao_emulator import TaoEmulator
 from tests.e2e.stack import (
     RUNTIMES,
     Deployment,
@@ -24,7 +25,6 @@ from tests.e2e.stack import (
     unpack_layer_from_ministack,
 )
 from tests.e2e.stall_proxy import StallingS3Proxy
-from tests.support.tao_emulator import TaoEmulator
 
 MiB = 1024 * 1024
 CLIENT_ID, CLIENT_SECRET = "e2e-client", "e2e-secret-value"

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
+from tao_emulator import Fault
 from tests.e2e.conftest import E2EWorld, MiB
 from tests.e2e.stack import RUNTIMES, Deployment, set_mapping
-from tests.support.tao_emulator import Fault
 
 pytestmark = pytest.mark.e2e
 

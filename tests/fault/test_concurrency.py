@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from tao_emulator import TaoEmulator
 from tao_results_cli.local.context import FunctionSettings, new_context
 from tests.support.harness import HarnessFactory, load_handler_module
-from tests.support.tao_emulator import TaoEmulator
 
 MiB = 1024 * 1024
 

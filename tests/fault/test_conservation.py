@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
+from tao_emulator import TaoEmulator
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.support.aws_stack import MotoServer
 from tests.support.connection_audit import ConnectionAudit, audited_connections
 from tests.support.conservation import Plan, RunResult, assert_conserved, run_conservation
-from tests.support.tao_emulator import TaoEmulator
 
 SERVICE = "tao-results-to-s3"
 PLAN = Plan(good=36, multipart_every=6, poisoned=1, max_receive_count=2, log_level="DEBUG")

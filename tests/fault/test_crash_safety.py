@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tao_emulator import TaoEmulator
 from tests.support.aws_stack import wait_until
 from tests.support.faulty_s3_proxy import FaultyS3Proxy
 from tests.support.harness import Harness, HarnessFactory
-from tests.support.tao_emulator import TaoEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

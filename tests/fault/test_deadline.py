@@ -17,9 +17,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tao_emulator import Fault, TaoEmulator
 from tests.support.faulty_s3_proxy import FaultyS3Proxy
 from tests.support.harness import HarnessFactory
-from tests.support.tao_emulator import Fault, TaoEmulator
 
 MiB = 1024 * 1024
 

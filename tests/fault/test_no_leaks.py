@@ -32,12 +32,12 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
+from tao_emulator import Fault, TaoEmulator
 from tao_results.redaction import WITHHELD
 from tests.conftest import CLIENT_ID
 from tests.fault.test_conservation import everything_captured
 from tests.support.aws_stack import MotoServer
 from tests.support.conservation import Plan, RunResult, run_conservation
-from tests.support.tao_emulator import Fault, TaoEmulator
 from tests.support.xray_daemon import XRayDaemon
 
 HOSTILE_SECRET = 'Tao "quoted" back\\slash+plus%25percent and space-é-Never-Logged'

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 
+from tao_emulator import Fault, TaoEmulator
 from tests.conftest import CLIENT_SECRET
 from tests.support.conservation import drain
 from tests.support.harness import HarnessFactory
-from tests.support.tao_emulator import Fault, TaoEmulator
 
 
 def test_a_token_echoed_in_an_error_answer_is_not_dead_lettered(

@@ -14,9 +14,9 @@ import json
 import re
 from typing import Any
 
+from tao_emulator import Fault, TaoEmulator
 from tests.fault.test_conservation import everything_captured
 from tests.support.harness import HarnessFactory
-from tests.support.tao_emulator import Fault, TaoEmulator
 from tests.template.test_template import TEMPLATE, load_cfn_yaml
 
 _TERM = re.compile(r'\(\$\.(\w+) = "([^"]*)"\)')

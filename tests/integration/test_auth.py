@@ -8,11 +8,11 @@ import time
 
 import pytest
 
+from tao_emulator import Fault
 from tao_results.config import ConfigError
 from tests.conftest import CLIENT_SECRET
 from tests.support.aws_stack import aws_client
 from tests.support.harness import load_handler_module
-from tests.support.tao_emulator import Fault
 
 
 def test_token_is_cached_across_records_and_invocations(harness, tao):

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import tao_results_cli.cli as cli
+from tao_emulator import Fault, TaoEmulator
 from tao_results_cli.cli import main
 from tests.support.aws_stack import (
     FAKE_CREDENTIALS,
@@ -29,7 +30,6 @@ from tests.support.aws_stack import (
     free_port,
     function_environment,
 )
-from tests.support.tao_emulator import Fault, TaoEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 URL_VARIABLES = ("SOURCE_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE")

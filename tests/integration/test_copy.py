@@ -3,7 +3,7 @@
 import hashlib
 import json
 
-from tests.support.tao_emulator import Fault
+from tao_emulator import Fault
 
 MiB = 1024 * 1024
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from tao_emulator import Fault
 from tao_results_cli.local.events import sqs_event
 from tests.support.aws_stack import aws_client
-from tests.support.tao_emulator import Fault
 
 
 def failing_503(reference_id: str) -> Fault:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tao_emulator import Fault, TaoEmulator
 from tao_results_cli.cli import main
 from tao_results_cli.doctor import Doctor, DoctorClients, DoctorOptions, Verdict
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
@@ -33,7 +34,6 @@ from tests.support.aws_stack import (
     function_environment,
 )
 from tests.support.network import TableResolver
-from tests.support.tao_emulator import Fault, TaoEmulator
 from tests.template.test_template import TEMPLATE, load_cfn_yaml
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.support.tao_emulator import Fault
+from tao_emulator import Fault
 
 NOT_FOUND_MESSAGE = "Reference ID not found. File not found in pending bucket."
 

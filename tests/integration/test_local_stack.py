@@ -1,4 +1,4 @@
-"""``make local-stack`` (``python -m tests.support.local_stack``) as a user runs it, over sockets.
+"""``make local-stack`` (``python -m tao_results_demo.local_stack``) as a user runs it, over sockets.
 
 Starts it as a child process, reads the ``export`` lines it prints, enqueues with ``tao-results
 enqueue`` and drains with ``tao-results run-local --until-empty`` using only those variables, then
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.local_stack import READY
+from tao_results_demo.local_stack import READY
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +71,7 @@ def test_local_stack_serves_enqueue_and_run_local_then_stops_on_ctrl_c(tmp_path:
         [str(ROOT), str(ROOT / "layers" / "tao_results"), str(ROOT / "tools")]
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.local_stack", "--env-file", str(env_file)],
+        [sys.executable, "-m", "tao_results_demo.local_stack", "--env-file", str(env_file)],
         cwd=ROOT,
         env=base,
         stdout=subprocess.PIPE,

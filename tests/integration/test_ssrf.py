@@ -19,12 +19,12 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from tao_emulator import Fault
 from tao_results.errors import PermanentError
 from tao_results.http_sessions import new_storage_session, send
 from tao_results.url_policy import SignedUrlPolicy
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.support.network import ConnectionCounter, LocalCA, TableResolver, numeric_only_getaddrinfo
-from tests.support.tao_emulator import Fault
 
 NAME = "results-bucket.s3.eu-west-1.amazonaws.com"
 OTHER_NAME = "other-bucket.s3.eu-west-1.amazonaws.com"

@@ -14,7 +14,7 @@ import secrets
 import pytest
 import requests
 
-from tests.support.tao_emulator import Fault, TaoEmulator
+from tao_emulator import Fault, TaoEmulator
 
 MiB = 1024 * 1024
 KEY = "tao-results/ref-s/result.csv"

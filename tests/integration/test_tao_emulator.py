@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 import requests
 
-from tests.support.tao_emulator import (
+from tao_emulator import (
     EmulatorAdmin,
     Fault,
     TaoEmulator,
@@ -682,7 +682,7 @@ def test_cli_prints_base_url_and_exits_cleanly_on_sigint() -> None:
         [
             sys.executable,
             "-m",
-            "tests.support.tao_emulator",
+            "tao_emulator",
             "--host",
             "127.0.0.1",
             "--port",

@@ -19,6 +19,7 @@ from urllib.parse import quote_plus
 import pytest
 import requests
 
+from tao_emulator import TOKEN_PATH, TOKEN_REJECTIONS, Fault, TaoEmulator
 from tao_results.auth import AUTH_METHODS, TokenProvider
 from tao_results.aws_clients import AwsClients
 from tao_results.credentials import CredentialStore
@@ -26,7 +27,6 @@ from tao_results.errors import TransientError
 from tests.support.aws_stack import StackResources, aws_client
 from tests.support.faulty_s3_proxy import FaultyS3Proxy
 from tests.support.harness import Harness, HarnessFactory
-from tests.support.tao_emulator import TOKEN_PATH, TOKEN_REJECTIONS, Fault, TaoEmulator
 
 SETTLED_MESSAGE = "Token endpoint client authentication in use"
 # RFC 6749 §2.3.1: these only survive Basic if they are form-urlencoded before base64.

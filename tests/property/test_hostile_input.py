@@ -24,13 +24,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tao_emulator import Fault, TaoEmulator
 from tao_results_cli.local.context import FunctionSettings, new_context
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.support.aws_stack import MotoServer, create_resources
 from tests.support.connection_audit import ConnectionAudit, audited_connections, silent_listener
 from tests.support.conservation import drain
 from tests.support.harness import Harness
-from tests.support.tao_emulator import Fault, TaoEmulator
 
 # The contract's referenceId (README / message.py docstring), restated independently.
 VALID_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

@@ -11,10 +11,10 @@ import uuid
 
 import pytest
 
+from tao_emulator import TaoEmulator
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
 from tests.support.aws_stack import MotoServer
 from tests.support.conservation import Plan, assert_conserved, every_fault_kind, run_conservation
-from tests.support.tao_emulator import TaoEmulator
 
 SOAK = Plan(
     good=1000,

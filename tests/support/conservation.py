@@ -32,13 +32,13 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+from tao_emulator import RANDOM_FAULT_KINDS, Fault, TaoEmulator
 from tao_results_cli.local.context import FunctionSettings
 from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig
 from tao_results_cli.local.stats import RunStats
 from tests.support.aws_stack import StackResources, aws_client, create_resources, function_environment
 from tests.support.faulty_s3_proxy import FaultyS3Proxy
 from tests.support.harness import TEST_OVERRIDES, load_handler_module
-from tests.support.tao_emulator import RANDOM_FAULT_KINDS, Fault, TaoEmulator
 
 MiB = 1024 * 1024
 RESULTS_PREFIX = "tao-results/"

@@ -6,7 +6,7 @@ the function's EMF metric documents from a demo run's output (``make demo`` writ
 function's own metrics (``TaoResultsToS3``) are plotted per second of the run, the failure metrics
 one line per ``reason`` as the dashboard's SEARCH expressions show them. AWS's own metrics (AWS/SQS,
 AWS/Lambda) come from what the demo measured from the outside (``aws-metrics.log``, see
-tests.support.demo_metrics); a widget with no local stand-in lists what it will show.
+tao_results_demo.demo_metrics); a widget with no local stand-in lists what it will show.
 
 Run from the repository root: ``python -m tests.support.dashboard_picture --logs .demo/function.log``.
 """
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     lines = args.logs.read_text(encoding="utf-8").splitlines()
-    aws_side = args.logs.with_name("aws-metrics.log")  # tests.support.demo_metrics
+    aws_side = args.logs.with_name("aws-metrics.log")  # tao_results_demo.demo_metrics
     if aws_side.exists():
         lines += aws_side.read_text(encoding="utf-8").splitlines()
     points = read_points(lines)

@@ -19,11 +19,11 @@ from types import ModuleType
 from typing import Any
 
 import tao_results.wiring as service_module
+from tao_emulator import TaoEmulator
 from tao_results.http_sessions import Resolver, system_resolver
 from tao_results_cli.local.context import FunctionSettings, new_context
 from tao_results_cli.local.events import sqs_event
 from tests.support.aws_stack import StackResources, aws_client, function_environment
-from tests.support.tao_emulator import TaoEmulator
 
 APP_PATH = Path(__file__).resolve().parents[2] / "functions" / "download_result" / "app.py"
 _module_numbers = itertools.count()

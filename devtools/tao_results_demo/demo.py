@@ -10,7 +10,7 @@ with the S3 bytes checked against the emulator's sha256. The function's own outp
 EMF metric documents) goes to a file (``--function-logs``), as it would go to CloudWatch Logs.
 Exits non-zero if anything is not where it should be. Every process it started is stopped, Ctrl-C included.
 
-Run from the repository root: ``python -m tests.support.demo [--timeout 100] [--large-mib 120]
+Run from the repository root: ``python -m tao_results_demo [--timeout 100] [--large-mib 120]
 [--function-logs .demo/function.log]``.
 """
 
@@ -32,21 +32,21 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tao_results_cli.local.context import FunctionSettings
-from tao_results_cli.local.function_output import FunctionOutput, capturing_stdout, where_it_went
-from tao_results_cli.local.loader import load_handler
-from tao_results_cli.local.queues import DeadLetter, enqueue, list_dead_letters
-from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
-from tao_results_cli.local.stats import MessageEvent, RunStats
-from tests.support.aws_stack import (
+from local_aws import (
     MotoServer,
     StackResources,
     aws_client,
     create_resources,
     function_environment,
 )
-from tests.support.demo_metrics import AwsSideMetrics
-from tests.support.tao_emulator import EmulatorAdmin, Fault, ResultInfo, running_emulator_process
+from tao_emulator import EmulatorAdmin, Fault, ResultInfo, running_emulator_process
+from tao_results_cli.local.context import FunctionSettings
+from tao_results_cli.local.function_output import FunctionOutput, capturing_stdout, where_it_went
+from tao_results_cli.local.loader import load_handler
+from tao_results_cli.local.queues import DeadLetter, enqueue, list_dead_letters
+from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
+from tao_results_cli.local.stats import MessageEvent, RunStats
+from tao_results_demo.demo_metrics import AwsSideMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "demo-client"
@@ -104,7 +104,6 @@ def _with_fault(
 
 
 def scenarios(large_mib: int) -> list[Scenario]:
-    json_body = {"content_type": "application/json"}
     return [
         Scenario("demo-small-csv", "a few KiB of CSV", _csv(150)),
         Scenario("demo-medium", "6 MiB", _result(6 * MIB, filename="medium.csv")),
@@ -114,7 +113,13 @@ def scenarios(large_mib: int) -> list[Scenario]:
             "two 500s, then fine",
             _with_fault(
                 lambda ref: Fault(
-                    "download", "status", ref, times=2, status=500, body='{"message": "boom"}', **json_body
+                    "download",
+                    "status",
+                    ref,
+                    times=2,
+                    status=500,
+                    body='{"message": "boom"}',
+                    content_type="application/json",
                 ),
                 _result(64 * KIB),
             ),
@@ -142,7 +147,7 @@ def scenarios(large_mib: int) -> list[Scenario]:
                     times=None,
                     status=403,
                     body='{"message": "Insufficient scope"}',
-                    **json_body,
+                    content_type="application/json",
                 ),
                 _result(KIB),
             ),
@@ -408,7 +413,7 @@ def terminate_on_sigterm() -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.support.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tao_results_demo", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--timeout", type=float, default=100.0, help="give up after this many seconds (default: %(default)s)"
     )

@@ -6,7 +6,7 @@ registers a few results in the emulator. Then prints the ``export`` lines that `
 run-local``, ``enqueue``, ``dlq`` and ``doctor`` need (also written to ``--env-file`` for
 ``source``), and waits. Ctrl-C (or SIGTERM) stops both servers and exits 0; nothing survives it.
 
-Run from the repository root: ``python -m tests.support.local_stack [--results local-1 ...]``.
+Run from the repository root: ``python -m tao_results_demo.local_stack [--results local-1 ...]``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
-from tests.support.aws_stack import FAKE_CREDENTIALS, create_resources, function_environment
-from tests.support.demo import CLIENT_ID, CLIENT_SECRET, services
+from local_aws import FAKE_CREDENTIALS, create_resources, function_environment
+from tao_results_demo.demo import CLIENT_ID, CLIENT_SECRET, services
 
 READY = "# local stack ready; Ctrl-C stops it"
 MAX_RECEIVE_COUNT = 3
@@ -37,7 +37,7 @@ def exports(variables: dict[str, str]) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.support.local_stack", description=__doc__.split("\n")[0]
+        prog="python -m tao_results_demo.local_stack", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--results",
