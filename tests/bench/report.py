@@ -535,7 +535,7 @@ def write_report(results: dict[str, Any], output: Path) -> str:
         "## How it is measured",
         "",
         "- Every party is its own process: moto (SQS, Secrets Manager; S3 for the moto target), the "
-        "TAO emulator (`tests/support/tao_emulator.py`), SeaweedFS (`weed server -s3`, ready once a "
+        "TAO emulator (`devtools/tao_emulator/`), SeaweedFS (`weed server -s3`, ready once a "
         "PutObject succeeds) and one worker process per warm container (`tests/bench/worker.py`).",
         "- A worker loads `functions/download_result/app.py` like Lambda's init phase, runs a 1 KiB "
         "warm-up invocation, then one measured invocation whose event was sent to and received from "
