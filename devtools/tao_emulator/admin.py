@@ -1,5 +1,8 @@
-"""in-process methods below; used by :class:`EmulatorAdmin`.
+"""The admin API and :class:`EmulatorAdmin`, its HTTP client.
 
+``/_emulator/{method}``
+    Admin API (JSON in/out, ``POST`` with the keyword arguments as a JSON object) mirroring the
+    in-process methods below; used by :class:`EmulatorAdmin`.
 
 In-process API (:class:`TaoEmulator`; :class:`EmulatorAdmin` has the same methods over HTTP)
 ---------------------------------------------------------------------------------------------
@@ -21,6 +24,7 @@ tokens stay valid); ``revoke_tokens()``; ``set_scopes([...])`` (for tokens issue
 every X-Amz-Signature ever handed out, so tests can grep logs for leaks),
 ``issued_url_credentials()`` (every ``X-Amz-Credential`` and ``X-Amz-Security-Token`` value of the
 signed URLs).
+
 """
 
 from __future__ import annotations

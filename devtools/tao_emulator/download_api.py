@@ -1,10 +1,11 @@
-"""``GET /api/v1/download/{referenceId}`` and ``GET /api/v1/upload/api/v1/download/{referenceId}``
+"""The Download API.
+
+``GET /api/v1/download/{referenceId}`` and ``GET /api/v1/upload/api/v1/download/{referenceId}``
     (the doc uses both). Bad/missing/expired/revoked Bearer → 401 ``text/plain`` ``Access Denied``;
     no ``rostering`` scope → 403 ``{"message": "Insufficient scope"}``; unknown or not yet ready →
     404 ``{"message": "Reference ID not found. File not found in pending bucket."}``; ready → 200
     ``{"signedUrl": "..."}``. ``ready_after_calls=N`` makes the first N *authorised* calls for a
     reference answer 404 (faulted or unauthorised calls do not count).
-``GET /storage/results/{referenceId}/{filename}?X-Amz-...``
 """
 
 from __future__ import annotations

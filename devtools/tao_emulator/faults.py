@@ -1,5 +1,5 @@
-"""Faults
-------
+"""Faults: :class:`Fault`, the fault engine and the random mix.
+
 ``Fault(stage, kind, reference_id=None, times=1, probability=1.0, **params)``; ``stage`` is
 ``"token" | "download" | "storage"``; ``reference_id=None`` matches any; ``times=None`` = forever.
 The first matching fault (in insertion order) that passes its probability roll fires. Kinds:

@@ -1,4 +1,6 @@
-"""CLI: ``python -m tao_emulator --host 127.0.0.1 --port 0 [--client-id ..]
+"""An emulator in a child process, for the demo and the benchmarks.
+
+CLI: ``python -m tao_emulator --host 127.0.0.1 --port 0 [--client-id ..]
 [--client-secret ..] [--latency-ms N]`` prints one JSON line ``{"base_url": ...}`` once listening
 and serves until SIGTERM/SIGINT. :func:`spawn_emulator` / :func:`running_emulator_process` start
 that in a child process and hand back an :class:`EmulatorAdmin`.

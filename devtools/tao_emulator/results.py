@@ -1,4 +1,6 @@
-"""Result bodies
+"""What the emulator serves: :class:`ResultInfo` and the generated bodies.
+
+Result bodies
 -------------
 ``add_result(ref, size=N)`` generates N deterministic bytes: one 1 MiB pseudo-random block per
 ``seed`` (``shake_256``), and chunk *i* of a result is that block rotated by an offset derived from

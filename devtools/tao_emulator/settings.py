@@ -1,4 +1,6 @@
-"""Settings: ``client_id`` ("demo-client"), ``client_secret`` ("demo-secret"), ``token_expires_in``
+"""The emulator's knobs (``TaoEmulator(**settings)``, ``configure(**settings)``).
+
+Settings: ``client_id`` ("demo-client"), ``client_secret`` ("demo-secret"), ``token_expires_in``
 (3600), ``signed_url_ttl`` (300), ``latency_ms`` (0, slept before every TAO and storage answer,
 not admin calls), ``scopes`` (["rostering"]), ``random_fault_rate`` (0.0), ``random_fault_seed``
 (0), ``random_fault_kinds`` (all of :data:`RANDOM_FAULT_KINDS`), ``slow_delay_ms`` (1000),

@@ -1,4 +1,7 @@
-"""An S3-like presigned URL (``X-Amz-Algorithm/Credential/Date/Expires/SignedHeaders/Signature``
+"""The storage behind the signed URLs: signing, session tokens, checks, streaming.
+
+``GET /storage/results/{referenceId}/{filename}?X-Amz-...``
+    An S3-like presigned URL (``X-Amz-Algorithm/Credential/Date/Expires/SignedHeaders/Signature``
     and, as for temporary credentials, ``X-Amz-Security-Token`` with ``+/=`` in it),
     the signature an HMAC-SHA256 over path, date and expiry with a per-emulator key). Like S3: an
     ``Authorization`` header → 400 XML ``InvalidArgument`` "Only one auth mechanism allowed" (the
@@ -14,7 +17,6 @@
     check the literal request do: a client that re-quotes ``%7E`` or upper-cases ``%2f`` gets 403
     ``SignatureDoesNotMatch``.
 ``/_emulator/{method}``
-    Admin API (JSON in/out, ``POST`` with the keyword arguments as a JSON object) mirroring the
 """
 
 from __future__ import annotations

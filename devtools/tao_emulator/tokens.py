@@ -1,19 +1,21 @@
-"""``POST /api/v1/upload/v1/oauth2/tokens``
-OAuth2 client credentials (RFC 6749 §4.4). A request's client-authentication *form* is
-``client_secret_basic`` when it carries ``Authorization: Basic`` (id and secret
-form-urlencoded, then base64, decoded per RFC 6749 §2.3.1: a ``+`` is a space), else
-``multipart`` for a ``multipart/form-data`` body (``curl --form``), else ``client_secret_post``
-(``application/x-www-form-urlencoded`` body). A form not in ``token_auth_methods`` (and every
-request while ``token_reject_all``) gets the ``token_rejection`` answer (see
-:data:`TOKEN_REJECTIONS`); credentials both in the header and the body → 400
-``invalid_request`` (RFC 6749 §2.3). ``grant_type`` must be ``client_credentials`` (else 400
-``{"error": "unsupported_grant_type"}``); wrong client → 401 ``{"error": "invalid_client"}``.
-Success → 200 ``{"access_token", "token_type": "Bearer", "expires_in", "scope"}``;
-``expires_in`` is a JSON number, a numeric string or absent (``token_expires_in_as``).
-``scope`` is optional: the granted scopes are the requested ones the client has, or all it has
-when it asks for none it has. Tokens keep the scopes they were issued with and expire
-server-side after ``token_expires_in`` (emulator clock, see ``advance_clock``), even when the
-answer does not say so. The request log gives each token request's form as ``client_auth``.
+"""The token endpoint and the token store.
+
+``POST /api/v1/upload/v1/oauth2/tokens``
+    OAuth2 client credentials (RFC 6749 §4.4). A request's client-authentication *form* is
+    ``client_secret_basic`` when it carries ``Authorization: Basic`` (id and secret
+    form-urlencoded, then base64, decoded per RFC 6749 §2.3.1: a ``+`` is a space), else
+    ``multipart`` for a ``multipart/form-data`` body (``curl --form``), else ``client_secret_post``
+    (``application/x-www-form-urlencoded`` body). A form not in ``token_auth_methods`` (and every
+    request while ``token_reject_all``) gets the ``token_rejection`` answer (see
+    :data:`TOKEN_REJECTIONS`); credentials both in the header and the body → 400
+    ``invalid_request`` (RFC 6749 §2.3). ``grant_type`` must be ``client_credentials`` (else 400
+    ``{"error": "unsupported_grant_type"}``); wrong client → 401 ``{"error": "invalid_client"}``.
+    Success → 200 ``{"access_token", "token_type": "Bearer", "expires_in", "scope"}``;
+    ``expires_in`` is a JSON number, a numeric string or absent (``token_expires_in_as``).
+    ``scope`` is optional: the granted scopes are the requested ones the client has, or all it has
+    when it asks for none it has. Tokens keep the scopes they were issued with and expire
+    server-side after ``token_expires_in`` (emulator clock, see ``advance_clock``), even when the
+    answer does not say so. The request log gives each token request's form as ``client_auth``.
 """
 
 from __future__ import annotations
