@@ -27,6 +27,8 @@ from typing import IO, Any
 from tao_results_cli.local.stats import InvocationOutcome, MessageEvent
 
 COPIED = "Result copied"
+# A redelivery whose result the bucket already holds (same source ETag and length): not uploaded.
+ALREADY_STORED = "Result already stored, not uploaded again"
 DEAD_LETTERED = "Permanent failure, message dead-lettered"
 TRANSIENT = "Transient failure, the message will be retried"
 UNEXPECTED = "Unexpected error, the message will be retried"
@@ -91,9 +93,12 @@ class FunctionOutput(io.TextIOBase):
             self.metric_documents += 1
             return
         message = record.get("message")
-        if message == COPIED and isinstance(record.get("key"), str):
+        if message in (COPIED, ALREADY_STORED) and isinstance(record.get("key"), str):
             reference = str(record.get("correlation_id"))
-            self._copies[reference].append(Destination("s3", f"s3://{self.bucket}/{record['key']}"))
+            where = f"s3://{self.bucket}/{record['key']}"
+            if message == ALREADY_STORED:
+                where += " (already stored, not uploaded again)"
+            self._copies[reference].append(Destination("s3", where))
         elif message in (DEAD_LETTERED, TRANSIENT) and record.get("message_id"):
             reason = str(record.get("reason") or "?")
             status = record.get("http_status")
