@@ -36,18 +36,8 @@ step() { # step NAME COMMAND...: run, time and record one step
 	TIMINGS+=("$(printf '%-36s %4ss' "$name" $(($(date +%s) - start)))")
 }
 
-find_python312() { # prints a python3.12 executable, or nothing
-	local dir
-	if command -v pyenv >/dev/null 2>&1; then
-		for dir in "$(pyenv root)"/versions/"$TARGET_PYTHON".*/bin; do
-			[[ -x $dir/python$TARGET_PYTHON ]] && {
-				echo "$dir/python$TARGET_PYTHON"
-				return
-			}
-		done
-	fi
-	command -v "python$TARGET_PYTHON" 2>/dev/null || true
-}
+# shellcheck source=python312.sh
+source .ci/python312.sh # the working directory is the repository root (see the cd above)
 
 ensure_tool_venv() { # ensure_tool_venv DIR PYTHON SPEC...: an isolated venv holding exactly SPEC
 	local dir=$1 python=$2

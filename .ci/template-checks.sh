@@ -132,24 +132,13 @@ print(f"{count} distributions resolve for cp312 manylinux2014_aarch64")
 PY
 }
 
-find_python312() { # prints a bin dir holding python3.12, or nothing
-	local dir
-	if command -v pyenv >/dev/null 2>&1; then
-		for dir in "$(pyenv root)"/versions/"$TARGET_PYTHON".*/bin; do
-			[[ -x $dir/python$TARGET_PYTHON ]] && {
-				echo "$dir"
-				return
-			}
-		done
-	fi
-	if command -v "python$TARGET_PYTHON" >/dev/null 2>&1; then
-		dirname "$(command -v "python$TARGET_PYTHON")"
-	fi
-}
+# shellcheck source=python312.sh
+source .ci/python312.sh # the working directory is the repository root (see the cd above)
 
 run_sam_build() {
 	local py_bin build=$WORK/build
 	py_bin=$(find_python312)
+	[[ -n $py_bin ]] && py_bin=$(dirname "$py_bin")
 	if [[ -z $py_bin ]]; then
 		echo "######################################################################"
 		echo "# SKIPPED: sam build - no Python $TARGET_PYTHON found (pyenv or PATH)."

@@ -46,7 +46,7 @@ import base64
 import copy
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from tao_emulator.s3_errors import _s3_error
 from tao_emulator.state import _State
@@ -69,22 +69,7 @@ FaultKind = Literal[
     "content_length",
     "expired_session",
 ]
-FAULT_KINDS: frozenset[str] = frozenset(
-    [
-        "status",
-        "reset",
-        "delay",
-        "truncate",
-        "overlong",
-        "expired_url",
-        "signed_url",
-        "redirect",
-        "revoke",
-        "s3_redirect",
-        "content_length",
-        "expired_session",
-    ]
-)
+FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 # Kinds that only replace an answer that would otherwise be a success; the rest fire up front.
 _SUCCESS_PHASE_KINDS = frozenset(
     ["truncate", "overlong", "expired_url", "signed_url", "content_length", "expired_session"]
