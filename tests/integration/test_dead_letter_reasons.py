@@ -101,6 +101,20 @@ def test_a_small_body_is_dead_lettered_verbatim_without_truncation_fields(harnes
     [letter] = h.dead_letters()
     assert letter["originalBody"] == "not json"
     assert "originalBodyTruncated" not in letter
+    assert letter["referenceId"] is None
+
+
+def test_a_malformed_request_with_a_valid_reference_id_is_dead_lettered_under_that_id(harness) -> None:  # type: ignore[no-untyped-def]
+    h = harness()
+    body = json.dumps({"referenceId": "ref-7", "passthrough": "x" * 5000})
+    h.run(body)
+    [letter] = h.dead_letters()
+    assert (letter["reason"], letter["referenceId"], letter["originalBody"]) == (
+        "malformed_message",
+        "ref-7",
+        body,
+    )
+    assert "passthrough" in letter["detail"]
 
 
 @pytest.mark.parametrize(

@@ -471,7 +471,6 @@ def test_iam_exact_permissions(resources: dict[str, Any]) -> None:
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
         "sqs:ChangeMessageVisibility",
-        "sqs:GetQueueUrl",
     }
     assert on(get_att("FunctionLogGroup", "Arn")) == {"logs:CreateLogStream", "logs:PutLogEvents"}
     assert on(ref("KmsKeyArn")) == {"kms:Decrypt", "kms:GenerateDataKey"}

@@ -3,6 +3,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from tao_results.dead_letters import (
     DEAD_LETTER_MAX_BYTES,
@@ -14,7 +15,9 @@ from tao_results.errors import PermanentError, TransientError
 from tao_results.redaction import REDACTED, SECRETS, SecretRegistry
 from tao_results.redelivery import backoff_seconds, minimum_redelivery_span
 
-RECORD = {"messageId": "m-1", "body": '{"referenceId": "r"}', "attributes": {"ApproximateReceiveCount": "3"}}
+RECORD = SQSRecord(
+    {"messageId": "m-1", "body": '{"referenceId": "r"}', "attributes": {"ApproximateReceiveCount": "3"}}
+)
 
 
 def test_dead_letter_body_has_every_documented_field():
@@ -90,7 +93,7 @@ def test_retries_exhausted_carries_the_last_failure_scrubbed():
     ],
 )
 def test_a_body_too_large_is_truncated_to_fit_the_dead_letter_limit(original):
-    record = {**RECORD, "body": original}
+    record = SQSRecord({**RECORD.raw_event, "body": original})
     error = PermanentError("malformed_message", "not JSON")
     body = dead_letter_body(record, None, error, datetime(2026, 11, 28, tzinfo=UTC))
     size = len(serialise(body).encode())

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tao_results.config import ConfigError, load_settings
-from tao_results.key_template import DEFAULT_KEY_TEMPLATE, check_key_template, render_key, sent_at
+from tao_results.key_template import DEFAULT_KEY_TEMPLATE, check_key_template, render_key
 from tao_results.message import (
     ENVELOPE_DIRECT,
     ENVELOPE_EVENTBRIDGE,
@@ -122,6 +122,22 @@ def test_a_malformed_request_keeps_its_valid_task_token_and_passthrough():
     with pytest.raises(MalformedRequest) as caught:
         parse_request(json.dumps({"referenceId": "../x", "taskToken": "tok", "passthrough": [1]}))
     assert (caught.value.task_token, caught.value.passthrough) == ("tok", [1])
+    assert caught.value.reference_id is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"referenceId": "ref-7", "passthrough": "x" * MAX_PASSTHROUGH_BYTES}),
+        json.dumps({"referenceId": 7, "taskToken": ""}),
+        eventbridge({"referenceId": "ref-7", "taskToken": 5}),
+    ],
+)
+def test_a_malformed_request_with_a_valid_reference_id_still_names_it(body):
+    """The dead letter of a request with a bad optional field says which import it was about."""
+    with pytest.raises(MalformedRequest) as caught:
+        parse_request(body)
+    assert caught.value.reference_id in {"ref-7", "7"}
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "events").glob("sqs-*.json")), ids=lambda p: p.name)
@@ -190,14 +206,6 @@ def test_bad_templates_fail_at_cold_start_naming_the_variable(template, complain
     with pytest.raises(ConfigError) as config_error:
         load_settings({**BASE_ENV, "RESULTS_KEY_TEMPLATE": template})
     assert str(config_error.value).startswith("RESULTS_KEY_TEMPLATE ")
-
-
-def test_sent_at_reads_sqs_sent_timestamp_else_now():
-    assert sent_at({"attributes": {"SentTimestamp": "1767225599000"}}, 0.0) == datetime(
-        2025, 12, 31, 23, 59, 59, tzinfo=UTC
-    )
-    assert sent_at({}, 1767225600.0) == datetime(2026, 1, 1, tzinfo=UTC)
-    assert sent_at({"attributes": {"SentTimestamp": "soon"}}, 1767225600.0).year == 2026
 
 
 # ---- the other settings ----------------------------------------------------------------------

@@ -54,7 +54,7 @@ class DownloadResultService:
         async def record_handler(record: SQSRecord) -> None:
             loop = asyncio.get_running_loop()
             process = self.processor.process
-            work = loop.run_in_executor(self.record_workers, process, record.raw_event, deadline)
+            work = loop.run_in_executor(self.record_workers, process, record, deadline)
             try:
                 await asyncio.wait_for(work, timeout=max(deadline.abandon_in(), 0.0))
             except TimeoutError:
@@ -73,7 +73,7 @@ class DownloadResultService:
         self, records: list[dict[str, Any]], deadline: Deadline, context: LambdaContext | None
     ) -> PartialItemFailureResponse:
         def record_handler(record: SQSRecord) -> None:
-            work = self.record_workers.submit(self.processor.process, record.raw_event, deadline)
+            work = self.record_workers.submit(self.processor.process, record, deadline)
             work.result(timeout=max(deadline.abandon_in(), 0.0))
 
         batch = SqsFifoPartialProcessor()

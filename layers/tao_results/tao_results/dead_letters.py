@@ -17,10 +17,12 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from tao_results.delivery import original_body, receive_count
 from tao_results.errors import PermanentError, ProcessingError, TransientError
 from tao_results.redaction import SECRETS
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
 
@@ -31,7 +33,7 @@ DEAD_LETTER_MAX_BYTES = SQS_DEFAULT_MAX_MESSAGE_BYTES - 2 * 1024
 
 
 def dead_letter_body(
-    record: Mapping[str, Any],
+    record: SQSRecord,
     reference_id: str | None,
     error: PermanentError,
     failed_at: datetime,
@@ -44,10 +46,10 @@ def dead_letter_body(
         "httpStatus": error.http_status,
         # The detail quotes the API's answer, which may echo what we sent it.
         "detail": SECRETS.scrub(error.detail),
-        "originalBody": record.get("body"),
-        "messageId": record.get("messageId"),
+        "originalBody": original_body(record),
+        "messageId": record.message_id,
         "failedAt": failed_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "attempts": _receive_count(record),
+        "attempts": receive_count(record),
     }
     if last is not None:
         body["lastReason"] = last.reason
@@ -117,7 +119,7 @@ class DeadLetterQueue:
 
     def send(
         self,
-        record: Mapping[str, Any],
+        record: SQSRecord,
         reference_id: str | None,
         error: PermanentError,
         last: ProcessingError | None = None,
@@ -130,7 +132,7 @@ class DeadLetterQueue:
         if self._fifo:
             extra = {
                 "MessageGroupId": reference_id or "malformed",
-                "MessageDeduplicationId": str(record.get("messageId", ""))[:128] or "unknown",
+                "MessageDeduplicationId": record.message_id[:128],
             }
         try:
             self._sqs().send_message(
@@ -143,12 +145,3 @@ class DeadLetterQueue:
             raise TransientError(
                 "dead_letter_unavailable", f"could not dead-letter ({error.reason}): {send_error}"
             ) from send_error
-
-
-def _receive_count(record: Mapping[str, Any]) -> int | None:
-    attributes = record.get("attributes")
-    raw = attributes.get("ApproximateReceiveCount") if isinstance(attributes, Mapping) else None
-    try:
-        return int(raw) if raw is not None else None
-    except (TypeError, ValueError):
-        return None

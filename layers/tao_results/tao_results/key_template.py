@@ -54,15 +54,3 @@ def render_key(template: str, prefix: str, reference_id: str, filename: str, sen
         "day": f"{day.day:02d}",
     }
     return template.format_map(values)
-
-
-def sent_at(record: Mapping[str, Any], now: float) -> datetime:
-    """When SQS first received the message (``attributes.SentTimestamp``, epoch milliseconds);
-    ``now`` (epoch seconds) when the record does not say."""
-    attributes = record.get("attributes")
-    raw = attributes.get("SentTimestamp") if isinstance(attributes, Mapping) else None
-    try:
-        seconds = int(str(raw)) / 1000.0
-        return datetime.fromtimestamp(seconds, UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return datetime.fromtimestamp(now, UTC)

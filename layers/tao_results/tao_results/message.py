@@ -41,11 +41,19 @@ class Request:
 
 
 class MalformedRequest(PermanentError):
-    """``malformed_message``, carrying whatever could still be read: a valid ``task_token`` lets the
-    waiting workflow be told, a valid ``passthrough`` is still echoed."""
+    """``malformed_message``, carrying whatever could still be read: a valid ``reference_id`` is
+    still named in the dead letter, a valid ``task_token`` lets the waiting workflow be told, a
+    valid ``passthrough`` is still echoed."""
 
-    def __init__(self, detail: str, task_token: str | None = None, passthrough: Any = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        task_token: str | None = None,
+        passthrough: Any = None,
+        reference_id: str | None = None,
+    ) -> None:
         super().__init__("malformed_message", detail)
+        self.reference_id = reference_id
         self.task_token = task_token
         self.passthrough = passthrough
 
@@ -87,7 +95,8 @@ def _request(payload: dict[str, Any], envelope: str) -> Request:
     elif not is_valid_reference_id(reference_id):
         problem = problem or "referenceId does not match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
     if problem is not None:
-        raise MalformedRequest(problem, task_token, passthrough)
+        valid_id = reference_id if is_valid_reference_id(reference_id) else None
+        raise MalformedRequest(problem, task_token, passthrough, valid_id)
     assert isinstance(reference_id, str)
     return Request(reference_id, task_token, passthrough, envelope)
 

@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from tao_results.announcements import Announcer, StoredResult, dead_lettered_detail
 from tao_results.config import Settings
 from tao_results.dead_letters import DeadLetterQueue
 from tao_results.deadline import Deadline, deadline_scope
+from tao_results.delivery import original_body, sent_timestamp
 from tao_results.download_api import DownloadApi
 from tao_results.errors import PermanentError, TransientError
-from tao_results.key_template import render_key, sent_at
+from tao_results.key_template import render_key
 from tao_results.message import MalformedRequest, Request, parse_request
 from tao_results.observability import Telemetry, log_fields
 from tao_results.redaction import redact_url
@@ -53,10 +57,10 @@ class RecordProcessor:
     announcer: Announcer = field(default_factory=Announcer)
     find_stored: Callable[[str, ResultBody], CopyResult | None] = lambda key, body: None
 
-    def process(self, record: Mapping[str, Any], deadline: Deadline) -> None:
+    def process(self, record: SQSRecord, deadline: Deadline) -> None:
         """Copy or dead-letter ``record``; raise TransientError if it must be delivered again."""
         request = _parse(record)
-        reference_id = request.reference_id if isinstance(request, Request) else None
+        reference_id = request.reference_id
         # This runs on a worker thread: publish the deadline to the HTTP and AWS edges here.
         with self._correlated(reference_id), deadline_scope(deadline):
             try:
@@ -64,7 +68,7 @@ class RecordProcessor:
                 # Read (once per queue) while there is time, not after a failure at the deadline.
                 self.retries.receive_limit(record)
                 if not isinstance(request, Request):
-                    self._dead_letter(record, None, request, deadline)
+                    self._dead_letter(record, reference_id, request, deadline)
                 else:
                     self._copy_or_dead_letter(record, request, deadline)
             except TransientError as error:
@@ -98,7 +102,7 @@ class RecordProcessor:
                 self.telemetry.transient_failure("unexpected_error")
                 raise
 
-    def _copy_or_dead_letter(self, record: Mapping[str, Any], request: Request, deadline: Deadline) -> None:
+    def _copy_or_dead_letter(self, record: SQSRecord, request: Request, deadline: Deadline) -> None:
         reference_id = request.reference_id
         try:
             stored = self._copy_with_retries(reference_id, record, deadline)
@@ -119,15 +123,15 @@ class RecordProcessor:
                 ),
             )
         detail = stored.detail(
-            reference_id, self.settings.results_bucket, record.get("messageId"), request.passthrough
+            reference_id, self.settings.results_bucket, record.message_id, request.passthrough
         )
         self.announcer.stored(detail, request.task_token)
 
-    def _last_delivery(self, record: Mapping[str, Any], deadline: Deadline) -> bool:
+    def _last_delivery(self, record: SQSRecord, deadline: Deadline) -> bool:
         with deadline_scope(deadline.for_cleanup()):
             return self.retries.is_last_delivery(record)
 
-    def _retry_later(self, record: Mapping[str, Any], error: TransientError, deadline: Deadline) -> None:
+    def _retry_later(self, record: SQSRecord, error: TransientError, deadline: Deadline) -> None:
         self.telemetry.transient_failure(error.reason)
         with deadline_scope(deadline.for_cleanup()):
             delay = self.retries.defer(record, error)
@@ -137,14 +141,12 @@ class RecordProcessor:
                 reason=error.reason,
                 detail=error.detail,
                 http_status=error.http_status,
-                message_id=record.get("messageId"),
+                message_id=record.message_id,
                 retry_in_seconds=delay,
             ),
         )
 
-    def _copy_with_retries(
-        self, reference_id: str, record: Mapping[str, Any], deadline: Deadline
-    ) -> StoredResult:
+    def _copy_with_retries(self, reference_id: str, record: SQSRecord, deadline: Deadline) -> StoredResult:
         attempt = 0
         while True:
             attempt += 1
@@ -177,7 +179,7 @@ class RecordProcessor:
                 )
                 self.sleep(delay)
 
-    def _copy_once(self, reference_id: str, record: Mapping[str, Any], deadline: Deadline) -> StoredResult:
+    def _copy_once(self, reference_id: str, record: SQSRecord, deadline: Deadline) -> StoredResult:
         signed_url = self.download_api.signed_url(reference_id)
         with self.fetcher.open(signed_url) as body:
             key = render_key(
@@ -185,7 +187,7 @@ class RecordProcessor:
                 self.settings.results_prefix,
                 reference_id,
                 body.filename,
-                sent_at(record, self.wall_clock()),
+                sent_timestamp(record) or datetime.fromtimestamp(self.wall_clock(), UTC),
             )
             existing = self.find_stored(key, body)
             if existing is not None:  # leaving the block closes the download after its headers
@@ -205,20 +207,16 @@ class RecordProcessor:
             copy = self.writer.copy(body, key, metadata, deadline)
             return StoredResult(copy, body.content_type, body.content_encoding, unchanged=False)
 
-    def _within_not_found_grace(self, record: Mapping[str, Any]) -> bool:
+    def _within_not_found_grace(self, record: SQSRecord) -> bool:
         grace = self.settings.not_found_grace_seconds
         if grace <= 0:
             return False
-        attributes = record.get("attributes") or {}
-        try:
-            sent_at = int(attributes["SentTimestamp"]) / 1000.0
-        except (KeyError, TypeError, ValueError):
-            return False
-        return self.wall_clock() - sent_at < grace
+        sent = sent_timestamp(record)
+        return sent is not None and self.wall_clock() - sent.timestamp() < grace
 
     def _dead_letter(
         self,
-        record: Mapping[str, Any],
+        record: SQSRecord,
         reference_id: str | None,
         error: PermanentError,
         deadline: Deadline,
@@ -237,13 +235,13 @@ class RecordProcessor:
                 http_status=error.http_status,
                 last_reason=last.reason if last else None,
                 reference_id=reference_id,
-                message_id=record.get("messageId"),
+                message_id=record.message_id,
             ),
         )
         # After the dead letter: if this fails the record is retried and dead-lettered again
         # (a duplicate dead letter with the same messageId, see README "Integrations").
         task_token, passthrough = _callback_fields(request, error)
-        detail = dead_lettered_detail(reference_id, error, record.get("messageId"), passthrough)
+        detail = dead_lettered_detail(reference_id, error, record.message_id, passthrough)
         with deadline_scope(deadline.for_cleanup()):
             self.announcer.dead_lettered(detail, task_token)
 
@@ -258,15 +256,15 @@ class RecordProcessor:
             logger.thread_safe_clear_keys()
 
 
-def _parse(record: Mapping[str, Any]) -> Request | PermanentError:
+def _parse(record: SQSRecord) -> Request | MalformedRequest:
     """The record's request, or why it is a malformed message."""
     try:
-        return parse_request(record.get("body"))
-    except PermanentError as malformed:
+        return parse_request(original_body(record))
+    except MalformedRequest as malformed:
         return malformed
 
 
-def _request(parsed: Request | PermanentError) -> Request | None:
+def _request(parsed: Request | MalformedRequest) -> Request | None:
     return parsed if isinstance(parsed, Request) else None
 
 

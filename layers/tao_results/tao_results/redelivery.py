@@ -8,6 +8,9 @@ It also knows how many deliveries the queue allows: its RedrivePolicy ``maxRecei
 (``MAX_RECEIVE_COUNT``, or read once per queue with ``sqs:GetQueueAttributes``), so the pipeline can
 tell the last delivery (``ApproximateReceiveCount >= maxReceiveCount``) and dead-letter with a
 reason instead of leaving the message to SQS's redrive.
+
+The queue's URL, the receipt handle and the receive count come from the record itself (see
+delivery): no ``GetQueueUrl`` call, so the function's role has no ``sqs:GetQueueUrl``.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ import json
 import math
 import random
 import threading
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from tao_results.delivery import queue_arn, queue_url, receive_count
 from tao_results.errors import TransientError
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from mypy_boto3_sqs import SQSClient
 
 MAX_VISIBILITY_TIMEOUT = 43_200
@@ -63,7 +68,6 @@ class RetryScheduler:
         self._max = max_seconds
         self._on_error = on_error
         self._max_receive_count = max_receive_count
-        self._queue_urls: dict[str, str] = {}
         self._receive_limits: dict[str, int | None] = {}
         self._lock = threading.Lock()
 
@@ -71,56 +75,52 @@ class RetryScheduler:
     def enabled(self) -> bool:
         return self._base > 0
 
-    def defer(self, record: Mapping[str, Any], error: TransientError) -> int | None:
+    def defer(self, record: SQSRecord, error: TransientError) -> int | None:
         """Make the record visible again after a backoff; returns the delay, None if not changed."""
         if not self.enabled:
             return None
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - lazy boto import
 
-        attributes = record.get("attributes") or {}
+        url = queue_url(record)
+        if url is None:
+            self._on_error("could not set the retry backoff: the record has no SQS eventSourceARN")
+            return None
+        delay = backoff_seconds(receive_count(record) or 1, self._base, self._max, error.retry_after)
         try:
-            receive_count = int(attributes.get("ApproximateReceiveCount", 1))
-            delay = backoff_seconds(receive_count, self._base, self._max, error.retry_after)
             self._sqs().change_message_visibility(
-                QueueUrl=self._queue_url(str(record["eventSourceARN"])),
-                ReceiptHandle=str(record["receiptHandle"]),
-                VisibilityTimeout=delay,
+                QueueUrl=url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=delay
             )
-        except (BotoCoreError, ClientError, TransientError, KeyError, ValueError, TypeError) as change_error:
+        except (BotoCoreError, ClientError, TransientError, KeyError) as change_error:
             # Not fatal: the message still comes back when the queue's visibility timeout lapses.
             self._on_error(f"could not set the retry backoff: {type(change_error).__name__}: {change_error}")
             return None
         return delay
 
-    def is_last_delivery(self, record: Mapping[str, Any]) -> bool:
+    def is_last_delivery(self, record: SQSRecord) -> bool:
         """Whether SQS will not deliver ``record`` again if it fails now (its redrive would move it).
 
-        False when the limit is unknown (no RedrivePolicy, or it could not be read): SQS keeps
-        delivering, and dead-lettering early would lose a message that may still succeed.
+        False when the count or the limit is unknown (no RedrivePolicy, or it could not be read):
+        SQS keeps delivering, and dead-lettering early would lose a message that may still succeed.
         """
-        attributes = record.get("attributes")
-        try:
-            receive_count = int(attributes["ApproximateReceiveCount"])  # type: ignore[index]
-        except (KeyError, TypeError, ValueError):
+        count = receive_count(record)
+        if count is None:
             return False
         limit = self.receive_limit(record)
-        return limit is not None and receive_count >= limit
+        return limit is not None and count >= limit
 
-    def receive_limit(self, record: Mapping[str, Any]) -> int | None:
+    def receive_limit(self, record: SQSRecord) -> int | None:
         """``MAX_RECEIVE_COUNT`` if set, else the source queue's RedrivePolicy ``maxReceiveCount``."""
         if self._max_receive_count is not None:
             return self._max_receive_count
-        queue_arn = record.get("eventSourceARN")
-        if not isinstance(queue_arn, str):
+        arn, url = queue_arn(record), queue_url(record)
+        if arn is None or url is None:
             return None
-        if queue_arn in self._receive_limits:
-            return self._receive_limits[queue_arn]
+        if arn in self._receive_limits:
+            return self._receive_limits[arn]
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - lazy boto import
 
         try:
-            answer = self._sqs().get_queue_attributes(
-                QueueUrl=self._queue_url(queue_arn), AttributeNames=["RedrivePolicy"]
-            )
+            answer = self._sqs().get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
             policy = answer.get("Attributes", {}).get("RedrivePolicy")
             limit = int(json.loads(policy)["maxReceiveCount"]) if policy else None
         except (BotoCoreError, ClientError, TransientError, KeyError, ValueError, TypeError) as error:
@@ -128,13 +128,5 @@ class RetryScheduler:
             self._on_error(f"could not read the queue's maxReceiveCount: {type(error).__name__}: {error}")
             return None
         with self._lock:
-            self._receive_limits[queue_arn] = limit
+            self._receive_limits[arn] = limit
         return limit
-
-    def _queue_url(self, queue_arn: str) -> str:
-        with self._lock:
-            if queue_arn not in self._queue_urls:
-                _, _, _, _, account, name = queue_arn.split(":", 5)
-                answer = self._sqs().get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)
-                self._queue_urls[queue_arn] = answer["QueueUrl"]
-            return self._queue_urls[queue_arn]
