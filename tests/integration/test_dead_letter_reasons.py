@@ -192,3 +192,28 @@ def test_the_sample_events_for_fifo_and_non_sqs_invocations(harness, tao) -> Non
     assert h.invoke(json.loads((EVENTS / "not-sqs.json").read_text(encoding="utf-8"))) == {
         "batchItemFailures": []
     }
+
+
+def test_copies_of_a_message_in_one_batch_run_once_and_share_its_outcome(harness, tao) -> None:  # type: ignore[no-untyped-def]
+    """SQS delivers at least once, so a batch may hold a message twice (each copy with its own
+    receipt handle). Run twice, the copies could end in two places, e.g. two dead letters."""
+    tao.add_result("ref-good", size=1000)
+    tao.add_result("ref-down", size=10)
+    tao.add_fault(failing_503("ref-down"))
+    h = harness(MAX_RECEIVE_COUNT="5")
+    ids = h.send("not json", {"referenceId": "ref-good"}, {"referenceId": "ref-down"})
+    first = h.receive_event(3)["Records"]
+    h.make_visible_again(ids)
+    second = h.receive_event(3)["Records"]
+    assert {r["receiptHandle"] for r in first}.isdisjoint(r["receiptHandle"] for r in second)
+
+    answer = h.invoke({"Records": first + second})
+
+    down = ids[2]
+    assert answer == {"batchItemFailures": [{"itemIdentifier": down}]}
+    [letter] = h.dead_letters()
+    assert (letter["messageId"], letter["reason"]) == (ids[0], "malformed_message")
+    stored = h.keys()
+    assert [key.rsplit("/", 2)[-2] for key in stored] == ["ref-good"]
+    assert tao.stats()["download_calls"]["ref-good"] == 1
+    assert tao.stats()["download_calls"]["ref-down"] >= 1

@@ -36,9 +36,10 @@ class DownloadResultService:
         an empty list and a log line, never an exception: an event that is not an SQS batch (a test
         or direct invocation) has nothing to retry, and a record without ``messageId`` cannot be
         listed (Lambda fails the whole batch on an invalid ``itemIdentifier``) nor come from SQS, so
-        it is skipped. A FIFO source queue (``.fifo`` ARN) is processed in order, one record at a
-        time, and after a failure the rest are reported failed unprocessed (Powertools'
-        ``SqsFifoPartialProcessor``), so SQS redelivers them in order.
+        it is skipped. Copies of one message in a batch (SQS delivers at least once) run once, as the
+        latest copy, and share its outcome. A FIFO source queue (``.fifo`` ARN) is processed in
+        order, one record at a time, and after a failure the rest are reported failed unprocessed
+        (Powertools' ``SqsFifoPartialProcessor``), so SQS redelivers them in order.
 
         The handler waits for a record at most until the deadline's abandon horizon: a record still
         running then (every call it makes is bounded, so this is a backstop) is reported failed and
@@ -106,16 +107,27 @@ def _sqs_records(event: object, telemetry: Telemetry) -> list[dict[str, Any]]:
             "Not an SQS batch event, nothing to process", extra={"event_type": type(event).__name__}
         )
         return []
-    records = []
+    records: dict[str, dict[str, Any]] = {}
+    copies = 0
     for position, record in enumerate(raw):
         if isinstance(record, Mapping) and isinstance(record.get("messageId"), str) and record["messageId"]:
-            records.append(dict(record))
+            copies += record["messageId"] in records
+            # The later copy: SQS honours only the most recent receipt handle of a message.
+            records[record["messageId"]] = dict(record)
         else:
             telemetry.logger.error(
                 "Record without messageId skipped: it cannot be reported for retry",
                 extra={"position": position, "event_source": _event_source(record)},
             )
-    return records
+    if copies:
+        # At-least-once delivery may put one message in a batch twice. Run twice, its copies could
+        # end in two places (two dead letters with different reasons); run once, Lambda deletes or
+        # keeps every copy by the one messageId it is reported under.
+        telemetry.logger.warning(
+            "The batch holds more than one copy of a message, each runs once",
+            extra={"copies_skipped": copies},
+        )
+    return list(records.values())
 
 
 def _event_source(record: object) -> str | None:
