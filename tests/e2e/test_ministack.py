@@ -38,6 +38,9 @@ class Case:
     body: str
     calls: int | None = None  # Download API calls expected for its referenceId (None: not checked)
     may_be_in_flight: bool = False
+    # Seconds within which it must land: a redelivery after the function's own backoff, set with
+    # ChangeMessageVisibility on the queue URL it derives from the record, not the queue's timeout.
+    within: float | None = None
     message_id: str = ""
     sent_at: float = 0.0
 
@@ -89,12 +92,14 @@ def _main_cases(world: E2EWorld, tag: str) -> list[Case]:
     # batchItemFailures and the mapping delivers it again; a reset and a 429 with Retry-After.
     ref = good("transient-503x3", 3_000, calls=4)
     emulator.add_fault(Fault("download", "status", reference_id=ref, times=3, status=503))
+    cases[-1].within = world.settings.visibility_timeout
     ref = good("transient-reset", 3_000, calls=None)
     emulator.add_fault(Fault("storage", "reset", reference_id=ref, times=1))
     ref = good("transient-429", 3_000, calls=None)
     emulator.add_fault(
         Fault("download", "status", reference_id=ref, times=2, status=429, headers={"Retry-After": "1"})
     )
+    cases[-1].within = world.settings.visibility_timeout
     return cases
 
 
@@ -223,6 +228,8 @@ def _judge(world: E2EWorld, case: Case, found: Landings, calls: Counter[str]) ->
     for letter in found.dead_letters.get(case.message_id, []):
         if letter.get("originalBody") != case.body:
             problems.append("dead letter lost the original body")
+    if case.within is not None and landed is not None and landed - case.sent_at >= case.within:
+        problems.append(f"landed after {case.within:.0f}s: the visibility backoff did not take effect")
     if case.calls is not None and case.ref is not None and calls[case.ref] != case.calls:
         problems.append(f"{calls[case.ref]} Download API calls, expected {case.calls}")
     return not problems, actual, "; ".join(problems) or "ok", took
