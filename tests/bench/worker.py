@@ -55,7 +55,7 @@ def _reset_peak() -> bool:
 def _trust_bundle(path: str) -> None:
     """Make requests verify against ``path`` (certifi's roots plus the bench's local CA).
 
-    The function's sessions ignore the environment (``trust_env = False``, http.py), so
+    The function's sessions ignore the environment (``trust_env = False``, http_sessions.py), so
     ``REQUESTS_CA_BUNDLE`` cannot reach them; botocore reads ``AWS_CA_BUNDLE`` itself. Only the
     benchmark does this: in AWS both TAO's storage and S3 have publicly trusted certificates.
     """

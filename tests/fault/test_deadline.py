@@ -225,7 +225,7 @@ def test_a_short_function_with_the_default_margin_still_works_and_warns_once(
     tao.add_result("short-1", size=100)
     tao.add_result("short-2", size=100)
     h = harness(DEADLINE_MARGIN_SECONDS="")  # empty: the default (20 s)
-    assert h.app.service.settings.deadline_margin_seconds == 20.0
+    assert h.app.batch_handler.settings.deadline_margin_seconds == 20.0
     function_log = io.StringIO()
     h.app.logger.registered_handler.setStream(function_log)  # the production handler and formatter
     for reference_id in ("short-1", "short-2"):

@@ -159,7 +159,7 @@ def test_a_128_mb_function_derives_its_part_size_from_its_memory(harness, tao):
     # No sizing variable set: 128 MB → 8 MiB parts in a 24 MiB budget (memory_budget.py).
     info = tao.add_result("ref-128", size=20 * MiB + 5, filename="big.csv")
     h = harness(AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128", PART_SIZE_BYTES="")
-    settings = h.app.service.settings
+    settings = h.app.batch_handler.settings
     assert (settings.part_size_bytes, settings.transfer_buffer_bytes) == (8 * MiB, 24 * MiB)
     _, failed = h.run({"referenceId": "ref-128"})
     assert failed == []

@@ -1,6 +1,6 @@
 """The allow-list checks names; the connection goes to an address: both are checked, over sockets.
 
-Names "resolve" through a table handed to the real handler (``build_service(resolver=...)``), and
+Names "resolve" through a table handed to the real handler (``build_batch_handler(resolver=...)``), and
 ``socket.getaddrinfo`` refuses every name meanwhile, so nothing here can send a DNS query even when
 the code under test ignores the table. The "internal services" are listeners on 127.0.0.1 and ::1
 (the only addresses pytest-socket lets a wrong implementation reach, so a wrong implementation

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import tao_results.wiring as service_module
+import tao_results.wiring as wiring_module
 from tao_emulator import TaoEmulator
 from tao_results.http_sessions import Resolver, system_resolver
 from tao_results_cli.local.context import FunctionSettings, new_context
@@ -44,15 +44,15 @@ def load_handler_module(
 ) -> ModuleType:
     """Import ``app.py`` as Lambda's init phase does: a fresh module, configuration read now.
 
-    ``resolver`` and ``storage_verify`` reach ``build_service`` (the test-only parameters: names
+    ``resolver`` and ``storage_verify`` reach ``build_batch_handler`` (the test-only parameters: names
     resolved from a table instead of DNS, a test CA trusted by the storage session) while app.py
     itself runs unchanged.
     """
     saved = dict(os.environ)
     os.environ.update(environ)
-    real_build_service = service_module.build_service
-    service_module.build_service = functools.partial(  # type: ignore[assignment]
-        real_build_service, resolver=resolver or system_resolver, storage_verify=storage_verify
+    real_build_batch_handler = wiring_module.build_batch_handler
+    wiring_module.build_batch_handler = functools.partial(  # type: ignore[assignment]
+        real_build_batch_handler, resolver=resolver or system_resolver, storage_verify=storage_verify
     )
     try:
         spec = importlib.util.spec_from_file_location(f"app_under_test_{next(_module_numbers)}", APP_PATH)
@@ -61,7 +61,7 @@ def load_handler_module(
         spec.loader.exec_module(module)
         return module
     finally:
-        service_module.build_service = real_build_service  # type: ignore[assignment]
+        wiring_module.build_batch_handler = real_build_batch_handler  # type: ignore[assignment]
         os.environ.clear()
         os.environ.update(saved)
 

@@ -1,6 +1,6 @@
 """Name resolution, certificates and listeners for tests that must never leave loopback.
 
-* :class:`TableResolver`: the function's injectable resolver (``build_service(resolver=...)``),
+* :class:`TableResolver`: the function's injectable resolver (``build_batch_handler(resolver=...)``),
   answering from a dict, so an S3 name can "resolve" to 127.0.0.1 without /etc/hosts or DNS.
 * :func:`numeric_only_getaddrinfo`: while active, ``socket.getaddrinfo`` answers numeric hosts
   and ``localhost`` only and raises for any other name, so code that bypassed the injected

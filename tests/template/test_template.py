@@ -710,6 +710,11 @@ def test_layer_lock_pins_every_distribution_with_hashes() -> None:
     assert declared.items() <= locked.items(), "requirements.in and the lock disagree: run make lock"
     assert {"botocore", "urllib3", "s3transfer", "jmespath"} <= set(locked), "transitive pins missing"
     assert set(hashes) == set(locked), f"unhashed: {set(locked) - set(hashes)}"
+    # pyproject's runtime dependencies (what `pip install .` gives operators) name the same packages.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert {re.split(r"[<>=!~\[ ;]", name, maxsplit=1)[0].lower() for name in project["dependencies"]} == set(
+        declared
+    ), "pyproject.toml's dependencies and layers/tao_results/requirements.in name different packages"
 
 
 def test_function_has_no_own_dependencies() -> None:

@@ -3,12 +3,12 @@ import json
 import pytest
 
 from tao_results.errors import PermanentError
-from tao_results.message import is_valid_reference_id, reference_id_from_body
+from tao_results.message import is_valid_reference_id, parse_request
 
 
 @pytest.mark.parametrize("reference_id", ["a", "12345", "A.b-c_d", "x" * 128, "0abc"])
 def test_valid_reference_ids(reference_id):
-    assert reference_id_from_body(json.dumps({"referenceId": reference_id, "other": 1})) == reference_id
+    assert parse_request(json.dumps({"referenceId": reference_id, "other": 1})).reference_id == reference_id
 
 
 @pytest.mark.parametrize(
@@ -39,13 +39,13 @@ def test_valid_reference_ids(reference_id):
 )
 def test_malformed_messages_are_permanent(body):
     with pytest.raises(PermanentError) as caught:
-        reference_id_from_body(body)
+        parse_request(body)
     assert caught.value.reason == "malformed_message"
 
 
 def test_non_text_body_is_malformed():
     with pytest.raises(PermanentError):
-        reference_id_from_body(None)
+        parse_request(None)
 
 
 def test_pattern_is_anchored_at_both_ends():

@@ -4,16 +4,11 @@ from tao_results.naming import (
     DEFAULT_FILENAME,
     MAX_FILENAME_BYTES,
     object_content_disposition,
-    object_key,
     result_filename,
     sanitize_filename,
 )
 
 URL = "https://bucket.s3.amazonaws.com/results/ref/from-url.csv?X-Amz-Signature=abc"
-
-
-def test_key_layout():
-    assert object_key("tao-results/", "ref-1", "a.csv") == "tao-results/ref-1/a.csv"
 
 
 @pytest.mark.parametrize(

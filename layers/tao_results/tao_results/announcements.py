@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tao_results.callbacks import TaskCallbacks
+from tao_results.dead_letters import dead_letter_summary
 from tao_results.errors import PermanentError, TransientError, aws_error_details
-from tao_results.redaction import SECRETS
 from tao_results.s3_upload import CopyResult
 
 if TYPE_CHECKING:
@@ -58,16 +58,10 @@ class StoredResult:
 
 
 def dead_lettered_detail(
-    reference_id: str | None, error: PermanentError, message_id: str | None, passthrough: Any
+    reference_id: str | None, error: PermanentError, message_id: str, passthrough: Any
 ) -> dict[str, Any]:
-    return {
-        "referenceId": reference_id,
-        "reason": error.reason,
-        "httpStatus": error.http_status,
-        "detail": SECRETS.scrub(error.detail),
-        "messageId": message_id,
-        "passthrough": passthrough,
-    }
+    """The ``TAO Result Dead-Lettered`` detail: what the dead letter says, and the passthrough."""
+    return {**dead_letter_summary(reference_id, error, message_id), "passthrough": passthrough}
 
 
 class ResultEvents:

@@ -12,10 +12,10 @@ passed (``TransientError("deadline")``, which botocore does not retry) and sets 
 timeout to the time left (botocore's per-request ``read_timeout`` in the request context, 1.43+).
 A ``needs-retry`` hook stops the retries of an attempt that failed at the deadline before botocore
 pauses (up to 2 s) for the next one. So an attempt ends at the deadline plus at most
-``connect_timeout``, a stalled endpoint costs the
-record a transient failure, and no thread is left running into the next invocation. (A server that
-trickles bytes faster than the read timeout is the residual case: the handler still returns on time,
-see ``service``, and the call ends when the server stops.)
+``connect_timeout``, a stalled endpoint costs the record a transient failure, and no thread is left
+running into the next invocation. (A server that trickles bytes faster than the read timeout is the
+residual case: the handler still returns on time, see ``batch``, and the call ends when the server
+stops.)
 """
 
 from __future__ import annotations

@@ -16,12 +16,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tao_results.config import Settings
 from tao_results.deadline import Deadline, remaining_seconds
+from tao_results.delivery import queue_arn
 from tao_results.observability import Telemetry
 from tao_results.pipeline import RecordProcessor
 
 
 @dataclass
-class DownloadResultService:
+class BatchHandler:
     settings: Settings
     telemetry: Telemetry
     processor: RecordProcessor
@@ -136,4 +137,4 @@ def _event_source(record: object) -> str | None:
 
 
 def _is_fifo(records: list[dict[str, Any]]) -> bool:
-    return any(str(record.get("eventSourceARN", "")).endswith(".fifo") for record in records)
+    return any((queue_arn(SQSRecord(record)) or "").endswith(".fifo") for record in records)

@@ -32,6 +32,19 @@ SQS_DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
 DEAD_LETTER_MAX_BYTES = SQS_DEFAULT_MAX_MESSAGE_BYTES - 2 * 1024
 
 
+def dead_letter_summary(reference_id: str | None, error: PermanentError, message_id: str) -> dict[str, Any]:
+    """What every report of a dead letter says (the DLQ body, the ``TAO Result Dead-Lettered``
+    event): ``referenceId``, ``reason``, ``httpStatus``, ``detail`` (scrubbed), ``messageId``."""
+    return {
+        "referenceId": reference_id,
+        "reason": error.reason,
+        "httpStatus": error.http_status,
+        # The detail quotes the API's answer, which may echo what we sent it.
+        "detail": SECRETS.scrub(error.detail),
+        "messageId": message_id,
+    }
+
+
 def dead_letter_body(
     record: SQSRecord,
     reference_id: str | None,
@@ -41,13 +54,8 @@ def dead_letter_body(
 ) -> dict[str, Any]:
     """The DLQ body; ``last`` is the failure that exhausted the retries (``retries_exhausted``)."""
     body: dict[str, Any] = {
-        "referenceId": reference_id,
-        "reason": error.reason,
-        "httpStatus": error.http_status,
-        # The detail quotes the API's answer, which may echo what we sent it.
-        "detail": SECRETS.scrub(error.detail),
+        **dead_letter_summary(reference_id, error, record.message_id),
         "originalBody": original_body(record),
-        "messageId": record.message_id,
         "failedAt": failed_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "attempts": receive_count(record),
     }

@@ -77,11 +77,6 @@ def parse_request(body: object) -> Request:
     return _request(payload, envelope)
 
 
-def reference_id_from_body(body: object) -> str:
-    """The referenceId of a body in any envelope (see :func:`parse_request`)."""
-    return parse_request(body).reference_id
-
-
 def _request(payload: dict[str, Any], envelope: str) -> Request:
     # The two optional fields first, so that a bad referenceId can still be reported to them.
     task_token, token_problem = _task_token(payload)

@@ -1,4 +1,4 @@
-"""Where a result lands: ``{prefix}{referenceId}/{filename}``, the filename made safe for a key."""
+"""The result's filename, made safe to be one segment of an S3 key (the key itself: key_template)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ DEFAULT_FILENAME = "result"
 MAX_FILENAME_BYTES = 200
 
 _UNSAFE_CHARACTERS = re.compile(r"[^\w.\-()+,=@]+")
-
-
-def object_key(prefix: str, reference_id: str, filename: str) -> str:
-    return f"{prefix}{reference_id}/{filename}"
 
 
 def result_filename(content_disposition: str | None, signed_url: str) -> str:

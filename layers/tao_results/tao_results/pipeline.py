@@ -30,12 +30,12 @@ from tao_results.download_api import DownloadApi
 from tao_results.errors import PermanentError, TransientError
 from tao_results.key_template import render_key
 from tao_results.message import MalformedRequest, Request, parse_request
+from tao_results.object_attributes import object_attributes
 from tao_results.observability import Telemetry, log_fields
 from tao_results.redaction import redact_url
 from tao_results.redelivery import RetryScheduler
 from tao_results.result_download import ResultBody, SignedUrlFetcher
 from tao_results.s3_upload import CopyResult, S3Writer
-from tao_results.unchanged import source_metadata
 
 MAX_BACKOFF_IN_INVOCATION = 5.0
 # Below this, starting another attempt is not worth it: the deadline would cut it short.
@@ -119,7 +119,11 @@ class RecordProcessor:
             self.telemetry.logger.info(
                 "Result copied",
                 extra=log_fields(
-                    key=result.key, size=result.size, parts=result.parts, seconds=round(result.seconds, 3)
+                    key=result.key,
+                    size=result.size,
+                    parts=result.parts,
+                    seconds=round(result.seconds, 3),
+                    envelope=request.envelope,  # which integration sent it: direct, sns, eventbridge
                 ),
             )
         detail = stored.detail(
@@ -201,10 +205,7 @@ class RecordProcessor:
                     content_encoding=body.content_encoding,
                 ),
             )
-            metadata = {"reference-id": reference_id, "source": "tao-advance", **source_metadata(body)}
-            if body.content_encoding is not None:
-                metadata["source-content-encoding"] = body.content_encoding
-            copy = self.writer.copy(body, key, metadata, deadline)
+            copy = self.writer.copy(body, key, object_attributes(reference_id, body), deadline)
             return StoredResult(copy, body.content_type, body.content_encoding, unchanged=False)
 
     def _within_not_found_grace(self, record: SQSRecord) -> bool:

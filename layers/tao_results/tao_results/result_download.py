@@ -16,7 +16,6 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypedDict
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -32,7 +31,7 @@ from tao_results.errors import PermanentError, ProcessingError, TransientError
 from tao_results.headers import content_encoding, content_length, header_text, media_type, parse_retry_after
 from tao_results.http_sessions import answer_detail, read_bounded
 from tao_results.literal_http import request_target
-from tao_results.naming import object_content_disposition, result_filename
+from tao_results.naming import result_filename
 from tao_results.redaction import redact_url, register_signed_url, scrub_and_cut
 from tao_results.url_policy import SignedUrlPolicy
 
@@ -52,14 +51,6 @@ _ENDPOINT_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?:
 _ABSOLUTE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-class ObjectFields(TypedDict, total=False):
-    """The headers an S3 object takes from the storage answer (PutObject / CreateMultipartUpload)."""
-
-    ContentType: str
-    ContentEncoding: str
-    ContentDisposition: str
-
-
 class ResultBody:
     """The body of a signed-URL answer, read raw (byte-exact) in caller-sized pieces.
 
@@ -77,21 +68,9 @@ class ResultBody:
         self.content_encoding = content_encoding(response.headers.get("Content-Encoding"))
         self.content_disposition = header_text(response.headers.get("Content-Disposition"))
         self.filename = result_filename(self.content_disposition, url)
-        # Kept on the object (metadata source-etag) so a redelivery can tell it is already stored.
+        # Kept on the object (see object_attributes) so a redelivery can tell it is already stored.
         self.etag = _metadata_safe_etag(response.headers.get("ETag"))
         self.bytes_read = 0
-
-    @property
-    def object_fields(self) -> ObjectFields:
-        """The S3 object's ``ContentType``, ``ContentEncoding`` (when there is one) and
-        ``ContentDisposition`` (``attachment`` with the filename), as PutObject takes them."""
-        fields: ObjectFields = {
-            "ContentType": self.content_type,
-            "ContentDisposition": object_content_disposition(self.filename),
-        }
-        if self.content_encoding is not None:
-            fields["ContentEncoding"] = self.content_encoding
-        return fields
 
     def read_into(self, buffer: bytearray | memoryview, deadline: Deadline) -> int:
         """Fill ``buffer``; fewer bytes than its size means the body has ended.

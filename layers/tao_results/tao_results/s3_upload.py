@@ -24,7 +24,8 @@ from tao_results import memory_budget
 from tao_results.classification import error_for_aws
 from tao_results.deadline import Deadline, deadline_scope
 from tao_results.errors import PermanentError, ProcessingError, TransientError, aws_error_details
-from tao_results.result_download import ObjectFields, ResultBody
+from tao_results.object_attributes import SHA256, ObjectAttributes
+from tao_results.result_download import ResultBody
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -146,7 +147,9 @@ class S3Writer:
         self._buffers = buffers
         self._executor = executor
 
-    def copy(self, body: ResultBody, key: str, metadata: dict[str, str], deadline: Deadline) -> CopyResult:
+    def copy(
+        self, body: ResultBody, key: str, attributes: ObjectAttributes, deadline: Deadline
+    ) -> CopyResult:
         started = time.monotonic()
         part_size = part_size_for(body.expected_length, self._part_size, self._max_part_size)
         expected = body.expected_length
@@ -163,7 +166,7 @@ class S3Writer:
                 upload = _MultipartUpload(
                     self._calls, self._buffers, self._executor, self._upload_concurrency, key
                 )
-                parts = upload.run(body, first, part_size, body.object_fields, metadata, deadline)
+                parts = upload.run(body, first, part_size, attributes, deadline)
                 done = upload.completion
                 return CopyResult(
                     key,
@@ -174,7 +177,7 @@ class S3Writer:
                     version_id=done.get("VersionId") if done else None,
                 )
             body.verify_length()
-            sha256, answer = self._put_single(key, memoryview(first)[:filled], body.object_fields, metadata)
+            sha256, answer = self._put_single(key, memoryview(first)[:filled], attributes)
             return CopyResult(
                 key, filled, 1, time.monotonic() - started, sha256=sha256, version_id=answer.get("VersionId")
             )
@@ -183,7 +186,7 @@ class S3Writer:
                 self._buffers.release(first)
 
     def _put_single(
-        self, key: str, data: memoryview, object_fields: ObjectFields, metadata: dict[str, str]
+        self, key: str, data: memoryview, attributes: ObjectAttributes
     ) -> tuple[str, PutObjectOutputTypeDef]:
         digest = hashlib.sha256(data).digest()
         answer = self._calls.run(
@@ -192,8 +195,8 @@ class S3Writer:
                 Bucket=bucket,
                 Key=key,
                 Body=bytes(data),
-                **object_fields,
-                Metadata={**metadata, "sha256": digest.hex()},
+                **attributes.fields,
+                Metadata={**attributes.metadata, SHA256: digest.hex()},
                 ChecksumSHA256=base64.b64encode(digest).decode(),
             ),
         )
@@ -227,8 +230,7 @@ class _MultipartUpload:
         body: ResultBody,
         first: bytearray,
         part_size: int,
-        object_fields: ObjectFields,
-        metadata: dict[str, str],
+        attributes: ObjectAttributes,
         deadline: Deadline,
     ) -> int:
         """Upload ``first`` (already read) and the rest of ``body``; return the number of parts."""
@@ -239,8 +241,8 @@ class _MultipartUpload:
                 lambda s3, bucket: s3.create_multipart_upload(
                     Bucket=bucket,
                     Key=self._key,
-                    **object_fields,
-                    Metadata=metadata,
+                    **attributes.fields,
+                    Metadata=attributes.metadata,
                     ChecksumAlgorithm="CRC32",
                 ),
             )["UploadId"]

@@ -1,15 +1,16 @@
 """Redelivery without a second upload: is the object at the key already this very result?
 
 Every upload stores the storage answer's ``ETag`` and ``Content-Length`` as the object's metadata
-``source-etag`` and ``source-content-length``. When a message comes back (a failed event or
-callback after the upload, a lost batch response), a HeadObject on the key tells whether the
-object is already the same result; then the download is closed after its headers and nothing is
-uploaded.
+``source-etag`` and ``source-content-length`` (see :mod:`tao_results.object_attributes`). When a
+message comes back (a failed event or callback after the upload, a lost batch response), a
+HeadObject on the key tells whether the object is already the same result; then the download is
+closed after its headers and nothing is uploaded.
 """
 
 from __future__ import annotations
 
 from tao_results.errors import TransientError
+from tao_results.object_attributes import SHA256, SOURCE_CONTENT_LENGTH, SOURCE_ETAG
 from tao_results.result_download import ResultBody
 from tao_results.s3_upload import CopyResult, S3Calls
 
@@ -17,16 +18,6 @@ from tao_results.s3_upload import CopyResult, S3Calls
 # reference, HeadObject "Permissions"): the role is not granted a bucket-wide listing for this, so
 # both mean "not known to be there", and the result is uploaded as it would be without the check.
 _ABSENT_STATUSES = (403, 404)
-
-
-def source_metadata(body: ResultBody) -> dict[str, str]:
-    """The metadata that lets a later delivery recognise this result (empty values left out)."""
-    metadata = {}
-    if body.etag:
-        metadata["source-etag"] = body.etag
-    if body.expected_length is not None:
-        metadata["source-content-length"] = str(body.expected_length)
-    return metadata
 
 
 def stored_copy(calls: S3Calls, key: str, body: ResultBody) -> CopyResult | None:
@@ -47,8 +38,8 @@ def stored_copy(calls: S3Calls, key: str, body: ResultBody) -> CopyResult | None
         raise
     metadata = head.get("Metadata") or {}
     if (
-        metadata.get("source-etag") != body.etag
-        or metadata.get("source-content-length") != str(body.expected_length)
+        metadata.get(SOURCE_ETAG) != body.etag
+        or metadata.get(SOURCE_CONTENT_LENGTH) != str(body.expected_length)
         or head.get("ContentLength") != body.expected_length
     ):
         return None
@@ -57,7 +48,7 @@ def stored_copy(calls: S3Calls, key: str, body: ResultBody) -> CopyResult | None
         int(head["ContentLength"]),
         0,
         0.0,
-        sha256=metadata.get("sha256"),
+        sha256=metadata.get(SHA256),
         checksum_crc32=head.get("ChecksumCRC32"),
         version_id=head.get("VersionId"),
     )

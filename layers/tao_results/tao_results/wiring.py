@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from tao_results.announcements import Announcer, ResultEvents
 from tao_results.auth import TokenProvider
 from tao_results.aws_clients import AwsClients
-from tao_results.batch import DownloadResultService
+from tao_results.batch import BatchHandler
 from tao_results.callbacks import TaskCallbacks
 from tao_results.config import Settings
 from tao_results.credentials import CredentialStore
@@ -23,13 +23,13 @@ from tao_results.unchanged import stored_copy
 from tao_results.url_policy import SignedUrlPolicy
 
 
-def build_service(
+def build_batch_handler(
     settings: Settings,
     telemetry: Telemetry | None = None,
     *,
     resolver: Resolver = system_resolver,
     storage_verify: bool | str = True,
-) -> DownloadResultService:
+) -> BatchHandler:
     """Build every collaborator once per container.
 
     ``resolver`` (names → addresses for signed-URL hosts) and ``storage_verify`` (requests'
@@ -98,7 +98,7 @@ def build_service(
         find_stored=lambda key, body: stored_copy(s3_calls, key, body),
     )
     record_workers = ThreadPoolExecutor(max_workers=settings.record_concurrency, thread_name_prefix="record")
-    return DownloadResultService(settings, telemetry, processor, record_workers)
+    return BatchHandler(settings, telemetry, processor, record_workers)
 
 
 def _announcer(settings: Settings, aws: AwsClients, telemetry: Telemetry) -> Announcer:
