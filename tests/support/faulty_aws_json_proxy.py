@@ -19,15 +19,18 @@ gives the JSON requests that went through to the upstream (what the client reall
 
 from __future__ import annotations
 
-import http.client
-import ipaddress
 import json
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+
+from tests.support.loopback_proxy import LoopbackProxy, ProxyRequest
+
+_ANSWER_HEADERS = {
+    "Content-Type": "application/x-amz-json-1.1",
+    "x-amzn-RequestId": "00000000-0000-4000-8000-000000000000",
+}
 
 
 @dataclass
@@ -38,27 +41,15 @@ class _Armed:
     status: int
 
 
-class FaultyAwsJsonProxy:
+class FaultyAwsJsonProxy(LoopbackProxy):
+    upstream_timeout_seconds = 30.0
+
     def __init__(self, upstream_url: str, host: str = "127.0.0.1") -> None:
-        upstream = urlsplit(upstream_url)
-        if not ipaddress.ip_address(upstream.hostname or "").is_loopback:
-            raise ValueError(f"the proxy forwards to loopback only, not {upstream_url!r}")
-        if not ipaddress.ip_address(host).is_loopback:
-            raise ValueError(f"the proxy binds to loopback only, not {host!r}")
-        self.upstream = (upstream.hostname or "127.0.0.1", upstream.port or 80)
+        super().__init__(upstream_url, host)
         self._armed: dict[str, list[_Armed]] = {}
         self._counts: Counter[str] = Counter()
         self._forwarded: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.proxy = self  # type: ignore[attr-defined]
-        self._thread: threading.Thread | None = None
-
-    @property
-    def endpoint_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def fail_entries(self, operation: str, times: int = 1, code: str = "InternalFailure") -> None:
         self._arm(operation, _Armed("failed_entries", times, code, 200))
@@ -96,59 +87,21 @@ class FaultyAwsJsonProxy:
             self._counts[f"{operation}:{armed.kind}:{armed.code}"] += 1
             return armed
 
-    def __enter__(self) -> FaultyAwsJsonProxy:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        proxy: FaultyAwsJsonProxy = self.server.proxy  # type: ignore[attr-defined]
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        operation = self.headers.get("X-Amz-Target", "")
-        armed = proxy.take(operation)
+    def relay(self, request: ProxyRequest) -> None:
+        body = request.read_body()
+        operation = request.headers.get("X-Amz-Target", "")
+        armed = self.take(operation)
         if armed is not None and armed.kind == "failed_entries":
             entries = json.loads(body or b"{}").get("Entries") or [{}]
             failed = [
                 {"ErrorCode": armed.code, "ErrorMessage": "injected by the test proxy"} for _ in entries
             ]
-            self._answer(200, {"FailedEntryCount": len(failed), "Entries": failed})
+            payload = {"FailedEntryCount": len(failed), "Entries": failed}
+            request.answer(200, json.dumps(payload).encode(), _ANSWER_HEADERS)
             return
         if armed is not None:
-            self._answer(armed.status, {"__type": armed.code, "message": "injected by the test proxy"})
+            payload = {"__type": armed.code, "message": "injected by the test proxy"}
+            request.answer(armed.status, json.dumps(payload).encode(), _ANSWER_HEADERS)
             return
-        proxy.record(operation, body)
-        connection = http.client.HTTPConnection(*proxy.upstream, timeout=30)
-        try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-            connection.request("POST", self.path, body=body, headers=headers)
-            answer = connection.getresponse()
-            data = answer.read()
-            self.send_response(answer.status)
-            for name, value in answer.getheaders():
-                if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        finally:
-            connection.close()
-
-    def _answer(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/x-amz-json-1.1")
-        self.send_header("x-amzn-RequestId", "00000000-0000-4000-8000-000000000000")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.record(operation, body)
+        request.pass_through(body)

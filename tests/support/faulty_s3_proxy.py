@@ -16,38 +16,21 @@ CompleteMultipartUpload, AbortMultipartUpload), or the JSON protocol's ``X-Amz-T
 other services moto serves on the same port (SQS SendMessage and ChangeMessageVisibility, Secrets
 Manager GetSecretValue): point ``AWS_ENDPOINT_URL_SQS`` / ``AWS_ENDPOINT_URL_SECRETS_MANAGER`` here too.
 
-Only loopback upstreams and a loopback bind address are accepted.
+Only loopback upstreams and a loopback bind address are accepted (:mod:`tests.support.loopback_proxy`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import ipaddress
 import random
 import secrets
-import socket
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-_HOP_BY_HOP = frozenset(
-    [
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ]
-)
-_BLOCK = 1 << 20
+from tests.support.loopback_proxy import LoopbackProxy, ProxyRequest
+
 _ERRORS = {
     500: ("InternalError", "We encountered an internal error. Please try again."),
     503: ("SlowDown", "Please reduce your request rate."),
@@ -92,8 +75,10 @@ def operation_of(method: str, target: str, amz_target: str | None) -> str:
     return f"{method} {parts.path}"
 
 
-class FaultyS3Proxy:
+class FaultyS3Proxy(LoopbackProxy):
     """``with FaultyS3Proxy(upstream_url, part_failure_rate=0.2, seed=1) as proxy: ...``"""
+
+    upstream_timeout_seconds = 120.0
 
     def __init__(
         self,
@@ -106,54 +91,19 @@ class FaultyS3Proxy:
         stall_match: str | None = None,
         host: str = "127.0.0.1",
     ) -> None:
-        upstream = urlsplit(upstream_url)
-        if not ipaddress.ip_address(upstream.hostname or "").is_loopback:
-            raise ValueError(f"the proxy forwards to loopback only, not {upstream_url!r}")
-        if not ipaddress.ip_address(host).is_loopback:
-            raise ValueError(f"the proxy binds to loopback only, not {host!r}")
         if not 0.0 <= part_failure_rate <= 1.0:
             raise ValueError("part_failure_rate must be within [0, 1]")
-        self.upstream = (upstream.hostname or "127.0.0.1", upstream.port or 80)
-        self.part_failure_rate = part_failure_rate
-        self.part_delay_seconds = part_delay_seconds
         unknown = set(stalls or {}) - STALLABLE
         if unknown:
             raise ValueError(f"cannot stall {sorted(unknown)}: one of {sorted(STALLABLE)}")
+        super().__init__(upstream_url, host)
+        self.part_failure_rate = part_failure_rate
+        self.part_delay_seconds = part_delay_seconds
         self.stalls = dict(stalls or {})
         self.stall_match = stall_match.encode() if stall_match else None
-        self._stopping = threading.Event()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
-        self._server = _Server((host, 0), self)
-        self._thread: threading.Thread | None = None
-
-    # ---- lifecycle -----------------------------------------------------------------------------
-
-    @property
-    def endpoint_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FaultyS3Proxy:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="faulty-s3", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # stalled requests hang up now
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FaultyS3Proxy:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     # ---- what happened -------------------------------------------------------------------------
 
@@ -181,152 +131,47 @@ class FaultyS3Proxy:
             self._counts[f"injected_{status}"] += 1
             return status
 
+    # ---- one request ---------------------------------------------------------------------------
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], proxy: FaultyS3Proxy) -> None:
-        self.proxy = proxy
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients and upstream going away are expected (timeouts, aborted copies, SIGKILL)."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-    _upstream: http.client.HTTPConnection | None = None
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: request lines carry signatures."""
-
-    def do_GET(self) -> None:
-        self._relay()
-
-    do_PUT = do_POST = do_DELETE = do_HEAD = do_GET
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        if self._upstream is not None:
-            self._upstream.close()
-
-    # ---- request side --------------------------------------------------------------------------
-
-    def _body_chunks(self) -> Any:
-        """The request body as an iterator of bytes (Content-Length or chunked), or None."""
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._chunked_body()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length == 0:
-            return None
-        return self._sized_body(length)
-
-    def _sized_body(self, length: int) -> Any:
-        left = length
-        while left > 0:
-            chunk = self.rfile.read(min(left, _BLOCK))
-            if not chunk:
-                raise ConnectionError("client closed mid-body")
-            left -= len(chunk)
-            yield chunk
-
-    def _chunked_body(self) -> Any:
-        while True:
-            size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass
-                return
-            yield self.rfile.read(size)
-            self.rfile.readline(1024)
-
-    def _relay(self) -> None:
-        proxy = self.server.proxy
-        proxy._count("requests")
-        body = self._body_chunks()
-        operation = operation_of(self.command, self.path, self.headers.get("X-Amz-Target"))
-        if operation in proxy.stalls:
+    def relay(self, request: ProxyRequest) -> None:
+        self._count("requests")
+        body = request.body_chunks()
+        operation = operation_of(request.command, request.path, request.headers.get("X-Amz-Target"))
+        if operation in self.stalls:
             whole = b"".join(body or ())
-            target = self.path.encode() + b" " + whole
-            if proxy.stall_match is None or proxy.stall_match in target:
-                proxy._count(f"stalled_{operation}")
-                proxy._stopping.wait(proxy.stalls[operation])  # not a byte back, then hang up
-                self.close_connection = True
-                with contextlib.suppress(OSError):
-                    self.connection.shutdown(socket.SHUT_RDWR)
+            target = request.path.encode() + b" " + whole
+            if self.stall_match is None or self.stall_match in target:
+                self._count(f"stalled_{operation}")
+                self.hold(self.stalls[operation])  # not a byte back, then hang up
+                request.hang_up()
                 return
             body = iter([whole]) if whole else None
-        if is_upload_part(self.command, self.path):
-            proxy._count("upload_parts")
-            status = proxy._roll()
+        upload_part = is_upload_part(request.command, request.path)
+        if upload_part:
+            self._count("upload_parts")
+            status = self._roll()
             if status is not None:
                 for _ in body or ():  # read the whole request before answering, as S3 does
                     pass
-                self._answer_error(status)
+                _answer_error(request, status)
                 return
         try:
-            response = self._forward(body)
+            response = request.forward(body)
         except (OSError, http.client.HTTPException):
-            proxy._count("upstream_errors")
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+            self._count("upstream_errors")
+            request.hang_up()
             return
-        if proxy.part_delay_seconds > 0 and is_upload_part(self.command, self.path):
-            time.sleep(proxy.part_delay_seconds)  # a slow S3: the part is stored, the answer is late
-        self._send_back(response)
+        if upload_part and self.part_delay_seconds > 0:
+            time.sleep(self.part_delay_seconds)  # a slow S3: the part is stored, the answer is late
+        request.send_back(response)
 
-    def _forward(self, body: Any) -> http.client.HTTPResponse:
-        if self._upstream is None:
-            host, port = self.server.proxy.upstream
-            self._upstream = http.client.HTTPConnection(host, port, timeout=120, blocksize=_BLOCK)
-        headers = {name: value for name, value in self.headers.items() if name.lower() not in _HOP_BY_HOP}
-        chunked = self.headers.get("Transfer-Encoding", "").lower() == "chunked"
-        try:
-            self._upstream.request(
-                self.command, self.path, body=body, headers=headers, encode_chunked=chunked
-            )
-            return self._upstream.getresponse()
-        except (OSError, http.client.HTTPException):
-            self._upstream.close()
-            self._upstream = None
-            raise
 
-    # ---- response side -------------------------------------------------------------------------
-
-    def _send_back(self, response: http.client.HTTPResponse) -> None:
-        length = response.getheader("Content-Length")
-        chunked = length is None and self.command != "HEAD" and response.status not in (204, 304)
-        self.send_response_only(response.status, response.reason)
-        for name, value in response.getheaders():
-            if name.lower() not in _HOP_BY_HOP:
-                self.send_header(name, value)
-        if chunked:
-            self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        while chunk := response.read(_BLOCK) if self.command != "HEAD" else b"":
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
-        if chunked:
-            self.wfile.write(b"0\r\n\r\n")
-        response.close()
-        if response.will_close:
-            self._upstream = None
-
-    def _answer_error(self, status: int) -> None:
-        code, message = _ERRORS[status]
-        request_id = secrets.token_hex(8).upper()
-        payload = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{code}</Code><Message>{message}</Message>"
-            f"<RequestId>{request_id}</RequestId></Error>"
-        ).encode()
-        self.send_response_only(status)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("x-amz-request-id", request_id)
-        self.end_headers()
-        self.wfile.write(payload)
+def _answer_error(request: ProxyRequest, status: int) -> None:
+    code, message = _ERRORS[status]
+    request_id = secrets.token_hex(8).upper()
+    payload = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message>"
+        f"<RequestId>{request_id}</RequestId></Error>"
+    ).encode()
+    request.answer(status, payload, {"Content-Type": "application/xml", "x-amz-request-id": request_id})
