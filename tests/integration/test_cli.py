@@ -8,6 +8,7 @@ import argparse
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -545,6 +546,35 @@ def test_every_option_has_help_that_shows_its_default() -> None:
             if "default" not in text:
                 missing.append(f"{' '.join(path)} {action.option_strings[-1]}: {text!r}")
     assert not missing, "\n".join(missing)
+
+
+def test_every_argument_and_command_says_what_it_is_for() -> None:
+    """A help string that is only "(default: X)" (or nothing) says nothing: each needs words of its own."""
+    parser = cli.build_parser()
+    vague = []
+    for path, sub in walk_parsers(parser, ["tao-results"]):
+        for action in sub._actions:
+            if action.dest == "help":
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                texts = {choice.dest: choice.help for choice in action._choices_actions}
+                vague += [
+                    f"{' '.join(path)} {name}" for name in action.choices if not own_words(texts.get(name))
+                ]
+                continue
+            if not own_words(action.help):
+                name = action.option_strings[-1] if action.option_strings else action.dest
+                vague.append(f"{' '.join(path)} {name}: {action.help!r}")
+        if len(path) > 1 and not own_words(sub.description):
+            vague.append(f"{' '.join(path)}: no description")
+    assert not vague, "\n".join(vague)
+    assert len(list(walk_parsers(parser, ["tao-results"]))) >= 8  # the walk reached every subcommand
+
+
+def own_words(text: str | None) -> bool:
+    """At least three words once "(default: ...)" and %-placeholders are taken out."""
+    bare = re.sub(r"\(default:[^)]*\)|%\([a-z_]+\)s", " ", text or "")
+    return len(re.findall(r"[A-Za-z]{2,}", bare)) >= 3
 
 
 def walk_parsers(parser: argparse.ArgumentParser, path: list[str]) -> Iterator[tuple[list[str], Any]]:

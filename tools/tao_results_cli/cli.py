@@ -238,10 +238,17 @@ def _add_run_local(commands: Any) -> None:
         help="the function's code (default: %(default)s)",
     )
     parser.add_argument(
-        "--layer-dir", type=Path, default=Path("layers/tao_results"), help="the layer (default: %(default)s)"
+        "--layer-dir",
+        type=Path,
+        default=Path("layers/tao_results"),
+        help="the layer's directory, put on sys.path before the function's (default: %(default)s)",
     )
     parser.add_argument(
-        "--handler", default="app:lambda_handler", metavar="MODULE:FUNCTION", help="(default: %(default)s)"
+        "--handler",
+        default="app:lambda_handler",
+        metavar="MODULE:FUNCTION",
+        help="the handler, as the template's Handler: a module of --function-dir (or --layer-dir) and "
+        "the function in it to invoke (default: %(default)s)",
     )
     parser.add_argument(
         "--batch-size", type=_positive_int, default=10, help="records per invocation (default: %(default)s)"
@@ -251,17 +258,22 @@ def _add_run_local(commands: Any) -> None:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="MaximumBatchingWindowInSeconds (default: %(default)s)",
+        help="how long to gather records before invoking, as the mapping's "
+        "MaximumBatchingWindowInSeconds (default: %(default)s)",
     )
     parser.add_argument(
-        "--concurrency", type=_positive_int, default=1, help="parallel pollers (default: %(default)s)"
+        "--concurrency",
+        type=_positive_int,
+        default=1,
+        help="pollers invoking the handler in parallel, in this process (default: %(default)s)",
     )
     parser.add_argument(
         "--timeout",
         type=float,
         default=900.0,
         metavar="SECONDS",
-        help="function timeout (default: %(default)s)",
+        help="the function's timeout: the context's remaining time counts down from it "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--memory",
@@ -285,7 +297,7 @@ def _add_run_local(commands: Any) -> None:
         "--wait-time",
         type=int,
         metavar="SECONDS",
-        help="ReceiveMessage WaitTimeSeconds (default: 20, as Lambda; 1 with --until-empty, so the run "
+        help="how long each ReceiveMessage long-polls, its WaitTimeSeconds (default: 20, as Lambda; 1 with --until-empty, so the run "
         "ends soon after the queue is empty)",
     )
     parser.add_argument(
