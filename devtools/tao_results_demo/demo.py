@@ -41,7 +41,7 @@ from local_aws import (
 )
 from tao_emulator import EmulatorAdmin, Fault, ResultInfo, running_emulator_process
 from tao_results_cli.local.context import FunctionSettings
-from tao_results_cli.local.function_output import FunctionOutput, capturing_stdout, where_it_went
+from tao_results_cli.local.function_output import FunctionOutput, capturing_function_output, where_it_went
 from tao_results_cli.local.loader import load_handler
 from tao_results_cli.local.queues import DeadLetter, enqueue, list_dead_letters
 from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
@@ -321,8 +321,8 @@ def run_function(
     )
     mapping.prepare()  # AWS_LAMBDA_* first: the handler reads its environment when imported
     paths = [ROOT / "layers" / "tao_results", ROOT / "functions" / "download_result"]
-    with capturing_stdout(progress.output) as stdout, aws_side.sampling():
-        progress.stream = stdout
+    with capturing_function_output(progress.output) as terminal, aws_side.sampling():
+        stdout = progress.stream = terminal.stdout
         mapping.handler = load_handler("app:lambda_handler", paths, environment)
         stop = threading.Event()
         restore = install_stop_signals(stop, lambda text: print(f"\n{text}", file=stdout, flush=True))

@@ -535,6 +535,97 @@ def test_run_local_sends_the_function_logs_to_stderr_by_default(
     assert "the function's logs go to stderr" in result.stdout
 
 
+RUNNER_LINE = re.compile(r"(polling |\d\d:\d\d:\d\d |stopped \()")
+NO_METRICS_WARNING = "No application metrics to publish"
+
+
+def test_run_local_function_logs_none_drops_the_functions_warnings_too(
+    resources: StackResources, tao: TaoEmulator, sqs: Any, tmp_path: Path
+) -> None:
+    """A redelivery whose result is already stored publishes no metric, so Powertools warns
+    (``UserWarning``, on stderr): the function's output, like its log lines."""
+    sqs.send_message(QueueUrl=resources.queue_url, MessageBody=json.dumps({"referenceId": "cli-ok"}))
+    logs = tmp_path / "function.log"
+    kept = run_local_with_the_real_function(
+        resources, tao, sqs, ["--function-logs", str(logs), "--batch-size", "1"]
+    )
+    assert kept.returncode == 0, kept.stderr
+    assert NO_METRICS_WARNING in logs.read_text()  # the case this test is about did happen
+    assert kept.stderr == ""
+
+    sqs.send_message(QueueUrl=resources.queue_url, MessageBody=json.dumps({"referenceId": "cli-ok"}))
+    dropped = run_local_with_the_real_function(
+        resources, tao, sqs, ["--function-logs", "none", "--batch-size", "1"]
+    )
+
+    assert dropped.returncode == 0, dropped.stderr
+    assert dropped.stderr == ""
+    lines = dropped.stdout.splitlines()
+    assert [line for line in lines if not RUNNER_LINE.match(line)] == []
+    assert sum(" cli-ok " in line for line in lines) == 2
+    assert "already stored" in dropped.stdout
+    assert "4 message(s): 2 → S3, 2 → DLQ" in lines[-1]
+
+
+NOISY_HANDLER = """
+import logging, sys, threading, warnings
+
+def handler(event, context):
+    warnings.warn("a library's warning")
+    print("a stray line on stderr", file=sys.stderr)
+    logging.getLogger("some.library").warning("a library logger without handlers")
+    thread = threading.Thread(target=lambda: print("from a thread", file=sys.stderr))
+    thread.start()
+    thread.join()
+    sys.stdout.write("half a stdout line,")
+    print("a whole stderr line", file=sys.stderr)
+    print(" then its end")
+    print('{"message": "a JSON log line"}')
+    return {"batchItemFailures": []}
+"""
+
+
+@pytest.mark.parametrize("target", ["none", "file", "-"])
+def test_run_local_sends_everything_the_function_writes_where_function_logs_says(
+    resources: StackResources, sqs: Any, tmp_path: Path, target: str
+) -> None:
+    function_dir = tmp_path / "function"
+    function_dir.mkdir()
+    (function_dir / "noisy_fn.py").write_text(NOISY_HANDLER)
+    sqs.send_message(QueueUrl=resources.queue_url, MessageBody=json.dumps({"referenceId": "noisy"}))
+    logs = tmp_path / "function.log"
+    result = run_cli(
+        [
+            "run-local", "--queue-url", resources.queue_url,
+            "--function-dir", str(function_dir), "--layer-dir", str(tmp_path), "--handler", "noisy_fn:handler",
+            "--until-empty", "--settle", "0.5", "--timeout", "30", "--verbose",
+            "--function-logs", str(logs) if target == "file" else target,
+        ],
+        env={**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": resources.endpoint_url},
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if not RUNNER_LINE.match(line)] == []
+    written = {"none": "", "file": logs.read_text() if logs.exists() else "", "-": result.stderr}[target]
+    for text in (
+        "UserWarning: a library's warning",
+        "a stray line on stderr",
+        "a library logger without handlers",
+        "from a thread",
+        "\nhalf a stdout line, then its end\n",
+        "\na whole stderr line\n",
+        '{"message": "a JSON log line"}',
+    ):
+        assert (text in written) == (target != "none"), (text, written)
+    # the runner's own log lines (--verbose) stay on the terminal's stderr, never in the function's
+    runner_lines = [line for line in result.stderr.splitlines() if " tao_results_cli." in line]
+    assert runner_lines, result.stderr
+    if target == "file":
+        assert " tao_results_cli." not in written
+    if target == "none":
+        assert result.stderr.splitlines() == runner_lines
+
+
 def test_every_option_has_help_that_shows_its_default() -> None:
     parser = cli.build_parser()
     missing = []

@@ -38,7 +38,11 @@ from tao_results.errors import aws_error_details
 from tao_results.message import is_valid_reference_id
 from tao_results_cli import doctor
 from tao_results_cli.local.context import FunctionSettings
-from tao_results_cli.local.function_output import FunctionOutput, capturing_stdout, where_it_went
+from tao_results_cli.local.function_output import (
+    FunctionOutput,
+    capturing_function_output,
+    where_it_went,
+)
 from tao_results_cli.local.loader import HandlerLoadError, load_handler
 from tao_results_cli.local.queues import (
     REFERENCE_ID,
@@ -297,8 +301,8 @@ def _add_run_local(commands: Any) -> None:
         "--wait-time",
         type=int,
         metavar="SECONDS",
-        help="how long each ReceiveMessage long-polls, its WaitTimeSeconds (default: 20, as Lambda; 1 with --until-empty, so the run "
-        "ends soon after the queue is empty)",
+        help="how long each ReceiveMessage long-polls, its WaitTimeSeconds (default: 20, as "
+        "Lambda; 1 with --until-empty, so the run ends soon after the queue is empty)",
     )
     parser.add_argument(
         "--env",
@@ -676,10 +680,6 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         config.validate()
     except ValueError as error:
         raise UserError(str(error)) from error
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     for directory in (args.layer_dir, args.function_dir):
         if not directory.is_dir():
             raise UserError(f"not a directory: {directory}")
@@ -691,7 +691,8 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     with function_log_sink(args.function_logs) as (sink, where):
         bucket = environment.get("RESULTS_BUCKET") or os.environ.get("RESULTS_BUCKET")
         output = FunctionOutput(sink, bucket)
-        with capturing_stdout(output) as stdout:
+        with runner_logging(sys.stderr, verbose=args.verbose), capturing_function_output(output) as terminal:
+            stdout = terminal.stdout
             print(f"polling {url}; the function's logs go to {where}", file=stdout, flush=True)
             tally = DestinationTally()
             hooks = [] if args.quiet else [MessagePrinter(output, tally, stdout)]
@@ -699,13 +700,35 @@ def cmd_run_local(args: argparse.Namespace) -> int:
             mapping.prepare()  # the runtime's AWS_LAMBDA_* variables, before the handler is imported
             mapping.handler = load_handler(args.handler, [args.layer_dir, args.function_dir], environment)
             stop = threading.Event()
-            restore = install_stop_signals(stop, lambda text: print(text, file=sys.stderr))
+            restore = install_stop_signals(stop, lambda text: print(text, file=terminal.stderr))
             try:
                 stats = mapping.run(stop)
             finally:
                 restore()
             print(run_summary(stats, mapping.stop_reason, tally if hooks else None), file=stdout)
     return 0
+
+
+@contextmanager
+def runner_logging(stream: IO[str], *, verbose: bool) -> Iterator[None]:
+    """The runner's own log lines (``tao_results_cli.*``) to ``stream``, the terminal's stderr.
+
+    Not a handler on the root logger: in Lambda the root logger's output is the function's (its
+    libraries' warnings land in the log stream), so here it goes where ``--function-logs`` says.
+    """
+    logger = logging.getLogger("tao_results_cli")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    previous = (logger.level, logger.propagate)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous[0])
+        logger.propagate = previous[1]
 
 
 @contextmanager
