@@ -232,6 +232,19 @@ def fill_dlq(sqs: Any, resources: StackResources) -> dict[str, str]:
     return bodies
 
 
+def dlq_ids(sqs: Any, queue_url: str) -> dict[str, str]:
+    """body -> the DLQ message's own MessageId (peeked, made visible again)."""
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)["Messages"]
+    sqs.change_message_visibility_batch(
+        QueueUrl=queue_url,
+        Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+            for i, m in enumerate(messages)
+        ],
+    )
+    return {message["Body"]: message["MessageId"] for message in messages}
+
+
 def test_dlq_list_shows_dead_letters_without_consuming_them(
     resources: StackResources, sqs: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -260,6 +273,58 @@ def test_dlq_list_shows_dead_letters_without_consuming_them(
     assert raw_refs == ["None", "ref-raw"]
     assert len({letter["messageId"] for letter in letters}) == 4
     assert visible(sqs, resources.dead_letter_queue_url) == 4
+
+
+def test_dlq_list_names_the_failed_message_not_the_dead_letter(
+    resources: StackResources, sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator greps the function's logs (message_id) and the source side for the id of the
+    message that failed: the dead letter's ``messageId``. The DLQ's own id stays in --json."""
+    bodies = fill_dlq(sqs, resources)
+    own_ids = dlq_ids(sqs, resources.dead_letter_queue_url)
+    original_id = json.loads(bodies["envelope"])["messageId"]
+
+    assert main(["dlq", "list", "--dlq-url", resources.dead_letter_queue_url]) == 0
+    table = capsys.readouterr().out
+    [row] = [line for line in table.splitlines() if line.startswith("insufficient_scope")]
+    assert row.split()[-1] == original_id
+    assert own_ids[bodies["envelope"]] not in table
+
+    assert main(["dlq", "list", "--dlq-url", resources.dead_letter_queue_url, "--json"]) == 0
+    letters = {letter["body"]: letter for letter in json.loads(capsys.readouterr().out)}
+    assert letters[bodies["envelope"]]["messageId"] == original_id
+    assert letters[bodies["envelope"]]["dlqMessageId"] == own_ids[bodies["envelope"]]
+    # a raw message SQS moved itself carries no other id than its own
+    assert (
+        letters[bodies["raw"]]["messageId"]
+        == letters[bodies["raw"]]["dlqMessageId"]
+        == own_ids[bodies["raw"]]
+    )
+    assert {letter["dlqMessageId"] for letter in letters.values()} == set(own_ids.values())
+
+
+def test_dlq_list_after_the_real_function_shows_each_failed_messages_id_reference_and_reason(
+    resources: StackResources, tao: TaoEmulator, sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_local_with_the_real_function(resources, tao, sqs, ["--function-logs", "none"])
+    assert result.returncode == 0, result.stderr
+    # run-local's lines name each message by the first 8 characters of its id
+    line_format = re.compile(r"\d\d:\d\d:\d\d (.+?) \[([0-9a-f-]{8})\] .*→ DLQ")
+    prefixes = dict(match.groups() for match in map(line_format.match, result.stdout.splitlines()) if match)
+    assert set(prefixes) == {"cli-denied", "<no referenceId>"}
+
+    assert main(["dlq", "list", "--dlq-url", resources.dead_letter_queue_url, "--json"]) == 0
+    letters = {letter["reason"]: letter for letter in json.loads(capsys.readouterr().out)}
+    denied = letters["insufficient_scope"]
+    assert (denied["referenceId"], denied["httpStatus"], denied["attempts"]) == ("cli-denied", 403, 1)
+    assert denied["messageId"].startswith(prefixes["cli-denied"])
+    assert letters["malformed_message"]["messageId"].startswith(prefixes["<no referenceId>"])
+    assert denied["dlqMessageId"] != denied["messageId"]
+
+    assert main(["dlq", "list", "--dlq-url", resources.dead_letter_queue_url]) == 0
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("insufficient_scope")]
+    assert row.split()[:3] == ["insufficient_scope", "403", "cli-denied"]
+    assert row.split()[-1] == denied["messageId"]
 
 
 def test_dlq_list_respects_max_and_empty_queue(

@@ -151,7 +151,9 @@ def _add_dlq_list(commands: Any) -> None:
         help="show dead letters without consuming them",
         description="Show dead letters as a table (or JSON). Messages are received with a short "
         "visibility timeout and made visible again right away; they are not deleted. Raw messages "
-        "moved by SQS's redrive policy are shown with reason max_receive_count_exceeded.",
+        "moved by SQS's redrive policy are shown with reason max_receive_count_exceeded. MESSAGE ID "
+        "is the id of the source message that failed (the dead letter's messageId, the id the "
+        "function's log lines name); --json also gives the DLQ message's own id (dlqMessageId).",
     )
     _queue_option(parser, "--dlq-url", "DEAD_LETTER_QUEUE_URL", "the dead-letter queue")
     parser.add_argument(
@@ -558,7 +560,7 @@ def dead_letter_table(letters: Sequence[DeadLetter]) -> str:
             "-" if letter.http_status is None else str(letter.http_status),
             letter.reference_id or "-",
             format_age(letter.age_seconds),
-            letter.message_id,
+            letter.original_message_id,
         )
         for letter in letters
     ]

@@ -105,9 +105,16 @@ def _failure_text(failure: Any) -> str:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """One message of the dead-letter queue, read without consuming it."""
+    """One message of the dead-letter queue, read without consuming it.
 
-    message_id: str
+    ``original_message_id`` is the id of the source message that failed, the one the function's
+    log lines name (``message_id``): the dead letter's ``messageId`` field. A raw message that SQS
+    moved itself after ``maxReceiveCount`` carries no such field; its own id is all there is.
+    ``dlq_message_id`` is the id of the message in the DLQ (SQS's MessageId there).
+    """
+
+    dlq_message_id: str
+    original_message_id: str
     reason: str
     http_status: int | None
     reference_id: str | None
@@ -115,6 +122,7 @@ class DeadLetter:
     detail: str | None
     body: str
     attributes: dict[str, str]
+    attempts: int | None = None
 
     @property
     def age_seconds(self) -> float | None:
@@ -124,12 +132,14 @@ class DeadLetter:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "messageId": self.message_id,
+            "messageId": self.original_message_id,
+            "dlqMessageId": self.dlq_message_id,
             "reason": self.reason,
             "httpStatus": self.http_status,
             "referenceId": self.reference_id,
             "failedAt": self.failed_at.isoformat() if self.failed_at else None,
             "ageSeconds": None if self.age_seconds is None else round(self.age_seconds, 1),
+            "attempts": self.attempts,
             "detail": self.detail,
             "body": self.body,
             "attributes": self.attributes,
@@ -142,9 +152,11 @@ def parse_dead_letter(message: MessageTypeDef) -> DeadLetter:
     attributes: dict[str, str] = {str(key): value for key, value in message.get("Attributes", {}).items()}
     envelope = _envelope(body)
     sent = _timestamp(attributes.get("SentTimestamp"))
+    dlq_message_id = message["MessageId"]
     if envelope is None:
         return DeadLetter(
-            message_id=message["MessageId"],
+            dlq_message_id=dlq_message_id,
+            original_message_id=dlq_message_id,
             reason=RAW_DEAD_LETTER_REASON,
             http_status=None,
             reference_id=reference_id_of(body),
@@ -153,18 +165,27 @@ def parse_dead_letter(message: MessageTypeDef) -> DeadLetter:
             body=body,
             attributes=attributes,
         )
-    status = envelope.get("httpStatus")
-    reference = envelope.get("referenceId")
+    original_id = envelope.get("messageId")
     return DeadLetter(
-        message_id=message["MessageId"],
+        dlq_message_id=dlq_message_id,
+        original_message_id=original_id if isinstance(original_id, str) and original_id else dlq_message_id,
         reason=str(envelope["reason"]),
-        http_status=status if isinstance(status, int) and not isinstance(status, bool) else None,
-        reference_id=reference if isinstance(reference, str) else None,
+        http_status=_integer(envelope.get("httpStatus")),
+        reference_id=_text(envelope.get("referenceId")),
         failed_at=_iso_time(envelope.get("failedAt")) or sent,
         detail=str(envelope["detail"]) if envelope.get("detail") is not None else None,
         body=body,
         attributes=attributes,
+        attempts=_integer(envelope.get("attempts")),
     )
+
+
+def _integer(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _envelope(body: str) -> dict[str, Any] | None:
