@@ -662,7 +662,8 @@ def test_run_local_sends_everything_the_function_writes_where_function_logs_says
     result = run_cli(
         [
             "run-local", "--queue-url", resources.queue_url,
-            "--function-dir", str(function_dir), "--layer-dir", str(tmp_path), "--handler", "noisy_fn:handler",
+            "--function-dir", str(function_dir), "--layer-dir", str(tmp_path),
+            "--handler", "noisy_fn:handler",
             "--until-empty", "--settle", "0.5", "--timeout", "30", "--verbose",
             "--function-logs", str(logs) if target == "file" else target,
         ],
