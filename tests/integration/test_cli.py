@@ -214,6 +214,61 @@ def test_enqueue_reports_entries_the_queue_refuses(
     assert bodies == sorted(json.dumps({"referenceId": ref}) for ref in ["a", "flaky", "b"])
 
 
+SHAPES: dict[str, list[str]] = {
+    "shape-direct": [],
+    "4242": ["--numeric-ids"],
+    "shape-token": ["--task-token", "arn-like:token/1"],
+    "shape-pass": ["--passthrough", '{"tenant": "north", "n": [1, 2.5]}'],
+    "shape-sns": ["--envelope", "sns", "--passthrough", "[1, 2]"],
+    "4343": ["--envelope", "sns", "--numeric-ids", "--task-token", "t-2"],
+    "shape-eb": ["--envelope", "eventbridge", "--task-token", "t-3", "--passthrough", '"x"'],
+    "4444": ["--envelope", "eventbridge", "--numeric-ids", "--event-source", "school.rostering"],
+}
+
+
+def test_enqueue_every_request_shape_and_the_real_function_copies_each(
+    resources: StackResources, tao: TaoEmulator, sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for reference, options in SHAPES.items():
+        assert main(["enqueue", "--queue-url", resources.queue_url, *options, reference]) == 0
+        assert "enqueued 1 of 1" in capsys.readouterr().out
+    bodies = [json.loads(body) for body in dlq_ids(sqs, resources.queue_url)]  # peeked, visible again
+    assert len(bodies) == len(SHAPES)
+    requests = [
+        json.loads(body["Message"]) if "Type" in body else body.get("detail", body) for body in bodies
+    ]
+    assert {request["referenceId"] for request in requests} == {
+        "shape-direct", 4242, "shape-token", "shape-pass", "shape-sns", 4343, "shape-eb", 4444,
+    }  # fmt: skip
+    assert sum("Type" in body for body in bodies) == 2
+    [event] = [body for body in bodies if body.get("source") == "school.rostering"]
+    queue = sqs.get_queue_attributes(QueueUrl=resources.queue_url, AttributeNames=["QueueArn"])
+    assert ["arn", "aws", "sqs", event["region"], event["account"]] == queue["Attributes"]["QueueArn"].split(
+        ":"
+    )[:5]
+
+    tao.configure(client_id="id", client_secret="secret")
+    for reference in SHAPES:
+        tao.add_result(reference, size=2048, filename="report.csv")
+    environment = function_environment(resources, tao.base_url, RESULTS_PREFIX="shapes/")
+    result = run_cli(
+        [
+            "run-local", "--queue-url", resources.queue_url,
+            "--function-dir", str(ROOT / "functions" / "download_result"),
+            "--layer-dir", str(ROOT / "layers" / "tao_results"),
+            "--until-empty", "--settle", "0.5", "--timeout", "30", "--function-logs", "none",
+        ],
+        env=environment,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert f"{len(SHAPES)} message(s): {len(SHAPES)} → S3" in result.stdout.splitlines()[-1], result.stdout
+    s3 = aws_client("s3", resources.endpoint_url)
+    keys = {item["Key"] for item in s3.list_objects_v2(Bucket=resources.bucket)["Contents"]}
+    assert keys == {f"shapes/{reference}/report.csv" for reference in SHAPES}
+    assert visible(sqs, resources.dead_letter_queue_url) == 0
+
+
 # ---------------------------------------------------------------------------------------- dlq list
 
 
@@ -846,3 +901,40 @@ def test_usage_errors_are_one_line(resources: StackResources, capsys: pytest.Cap
         ],
         capsys,
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--passthrough", "{not json"], "--passthrough is not JSON"),
+        (["--passthrough", json.dumps("x" * 5000)], "more than 4096"),
+        (["--passthrough", "NaN"], "the request is not JSON"),
+        (["--numeric-ids"], "'ref-1' is not a non-negative integer"),
+        (["--task-token", ""], "taskToken must be a string of 1-2048 characters"),
+        (["--task-token", "t" * 2049], "taskToken must be a string of 1-2048 characters"),
+        (["--event-source", "s"], "--event-source applies to --envelope eventbridge only"),
+        (["--envelope", "sns", "--detail-type", "d"], "--detail-type applies to --envelope eventbridge only"),
+        (["--envelope", "kinesis"], "invalid choice: 'kinesis'"),
+    ],
+)
+def test_enqueue_refuses_what_the_function_would_not_accept_before_any_aws_call(
+    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}/123456789012/q"  # reached, it would say so instead
+    line = in_process_error(["enqueue", "--queue-url", unreachable, *options, "ref-1"], capsys)
+    assert message in line
+
+
+def test_enqueue_sends_nothing_when_any_request_is_refused(
+    resources: StackResources, sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    references = [str(number) for number in range(1, 12)] + ["0123"]  # the bad one in the second batch
+    line = in_process_error(
+        ["enqueue", "--queue-url", resources.queue_url, "--numeric-ids", *references], capsys
+    )
+    assert "'0123' has leading zeros" in line
+    line = in_process_error(
+        ["enqueue", "--queue-url", resources.queue_url, "--task-token", "t", "a", "b"], capsys
+    )
+    assert "--task-token answers one waiting task: give one referenceId, not 2" in line
+    assert visible(sqs, resources.queue_url) == 0

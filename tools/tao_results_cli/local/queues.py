@@ -59,17 +59,33 @@ class EnqueueResult:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (referenceId, error)
 
 
-def enqueue(sqs: SQSClient, queue_url: str, references: Sequence[str], attempts: int = 3) -> EnqueueResult:
-    """Send one ``{"referenceId": ...}`` message per reference with SendMessageBatch (10 at a time).
+def enqueue(
+    sqs: SQSClient,
+    queue_url: str,
+    references: Sequence[str],
+    attempts: int = 3,
+    *,
+    bodies: Sequence[str] | None = None,
+) -> EnqueueResult:
+    """Send one message per reference with SendMessageBatch (10 at a time): ``bodies[i]`` for
+    ``references[i]`` (built and checked beforehand), else ``{"referenceId": ref}``.
 
     Entries the service failed on its side are retried; entries it rejected as the sender's fault
     are reported in ``failed``.
     """
+    if bodies is None:
+        bodies = [json.dumps({"referenceId": reference}) for reference in references]
+    if len(bodies) != len(references):
+        raise ValueError(f"{len(bodies)} bodies for {len(references)} references")
     result = EnqueueResult()
     fifo = queue_url.endswith(".fifo")
     for start in range(0, len(references), BATCH):
         chunk = references[start : start + BATCH]
-        pending = {str(index): _request_entry(str(index), ref, fifo) for index, ref in enumerate(chunk)}
+        chunk_bodies = bodies[start : start + BATCH]
+        pending = {
+            str(index): _request_entry(str(index), ref, chunk_bodies[index], fifo)
+            for index, ref in enumerate(chunk)
+        }
         for attempt in range(attempts):
             if attempt:
                 time.sleep(0.2 * 2**attempt)
@@ -88,8 +104,8 @@ def enqueue(sqs: SQSClient, queue_url: str, references: Sequence[str], attempts:
     return result
 
 
-def _request_entry(entry_id: str, reference_id: str, fifo: bool) -> dict[str, Any]:
-    entry: dict[str, Any] = {"Id": entry_id, "MessageBody": json.dumps({"referenceId": reference_id})}
+def _request_entry(entry_id: str, reference_id: str, body: str, fifo: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Id": entry_id, "MessageBody": body}
     if fifo:
         entry["MessageGroupId"] = reference_id
         entry["MessageDeduplicationId"] = uuid.uuid4().hex
