@@ -40,8 +40,13 @@ from local_aws import (
     function_environment,
 )
 from tao_emulator import EmulatorAdmin, Fault, ResultInfo, running_emulator_process
+from tao_results.classification import DOWNLOAD_API_OUTCOMES, error_for_status
+from tao_results.config import Settings, load_settings
+from tao_results.errors import PermanentError
+from tao_results.message import parse_request
+from tao_results.url_policy import SignedUrlPolicy
 from tao_results_cli.local.context import FunctionSettings
-from tao_results_cli.local.function_output import FunctionOutput, capturing_stdout, where_it_went
+from tao_results_cli.local.function_output import FunctionOutput, capturing_function_output, where_it_went
 from tao_results_cli.local.loader import load_handler
 from tao_results_cli.local.queues import DeadLetter, enqueue, list_dead_letters
 from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
@@ -54,6 +59,7 @@ CLIENT_SECRET = "demo-secret"
 PREFIX = "tao-results/"
 MALFORMED = "<malformed>"
 MALFORMED_BODY = "this is not JSON {referenceId: oops"
+FOREIGN_URL = "http://127.0.0.2:9/"  # a host the allow-list does not name
 KIB, MIB = 1024, 1024 * 1024
 MAX_RECEIVE_COUNT = 3
 VISIBILITY_SECONDS = 30  # >= the function timeout, as Lambda requires; the function itself
@@ -61,25 +67,68 @@ FUNCTION_TIMEOUT = 30.0  # shortens visibility to a 1-3 s backoff on transient f
 
 
 @dataclass(frozen=True)
+class Ending:
+    """Where a request must end: S3 (``reason`` None) or the DLQ with this reason and httpStatus."""
+
+    reason: str | None = None
+    http_status: int | None = None
+
+    def describe(self) -> str:
+        if self.reason is None:
+            return "S3"
+        return f"DLQ {self.reason}" + (f" ({self.http_status})" if self.http_status else "")
+
+
+# How a failing scenario ends, computed by the function's own code from the scenario's input (its
+# classification tables, its request parser, its signed-URL policy): the EXPECTED column and the
+# check both read it, so neither can drift from what the function does.
+Classify = Callable[[Settings], PermanentError]
+
+
+def _download_api_answers(status: int) -> Classify:
+    def classify(settings: Settings) -> PermanentError:
+        error = error_for_status(status, DOWNLOAD_API_OUTCOMES, "the demo's fault")
+        if not isinstance(error, PermanentError):
+            raise ValueError(f"HTTP {status} from the Download API is retried, it never ends in the DLQ")
+        return error
+
+    return classify
+
+
+def _signed_url(url: str) -> Classify:
+    def classify(settings: Settings) -> PermanentError:
+        policy = SignedUrlPolicy(settings.signed_url_allowed_hosts, settings.allow_plain_http)
+        return _raised(lambda: policy.check(url))
+
+    return classify
+
+
+def _body(body: str) -> Classify:
+    return lambda settings: _raised(lambda: parse_request(body))
+
+
+def _raised(call: Callable[[], object]) -> PermanentError:
+    try:
+        call()
+    except PermanentError as error:
+        return error
+    raise ValueError("the function accepts this: it does not end in the DLQ")
+
+
+@dataclass(frozen=True)
 class Scenario:
-    """One request of the mix, and where it must end."""
+    """One request of the mix; ``dead_letter`` (None: it must land in S3) says how it fails."""
 
     reference_id: str
     story: str
     setup: Callable[[EmulatorAdmin, str], ResultInfo | None]
-    dlq_reasons: frozenset[str] = frozenset()  # empty: must land in S3
-    http_status: int | None = None
+    dead_letter: Classify | None = None
 
-    @property
-    def expects_s3(self) -> bool:
-        return not self.dlq_reasons
-
-    @property
-    def expectation(self) -> str:
-        if self.expects_s3:
-            return "S3"
-        status = f" ({self.http_status})" if self.http_status else ""
-        return f"DLQ {'|'.join(sorted(self.dlq_reasons))}{status}"
+    def ending(self, settings: Settings) -> Ending:
+        if self.dead_letter is None:
+            return Ending()
+        error = self.dead_letter(settings)
+        return Ending(error.reason, error.http_status)
 
 
 def _result(size: int, **options: Any) -> Callable[[EmulatorAdmin, str], ResultInfo]:
@@ -134,7 +183,8 @@ def scenarios(large_mib: int) -> list[Scenario]:
             "demo-unknown-404",
             "unknown reference, retried during the grace period",
             lambda admin, ref: None,
-            frozenset({"max_receive_count_exceeded", "not_found"}),
+            # still within NOT_FOUND_GRACE_SECONDS on the last delivery: dead-lettered as the 404 it is
+            _download_api_answers(404),
         ),
         Scenario(
             "demo-no-scope-403",
@@ -151,21 +201,20 @@ def scenarios(large_mib: int) -> list[Scenario]:
                 ),
                 _result(KIB),
             ),
-            frozenset({"insufficient_scope"}),
-            403,
+            _download_api_answers(403),
         ),
         Scenario(
             "demo-foreign-host",
             "signed URL to another host",
             _with_fault(
                 lambda ref: Fault(
-                    "download", "signed_url", ref, times=None, url="http://127.0.0.2:9/{signed_path}"
+                    "download", "signed_url", ref, times=None, url=FOREIGN_URL + "{signed_path}"
                 ),
                 _result(KIB),
             ),
-            frozenset({"signed_url_rejected"}),
+            _signed_url(FOREIGN_URL + "results/demo-foreign-host"),
         ),
-        Scenario(MALFORMED, "body is not JSON", lambda admin, ref: None, frozenset({"malformed_message"})),
+        Scenario(MALFORMED, "body is not JSON", lambda admin, ref: None, _body(MALFORMED_BODY)),
     ]
 
 
@@ -191,9 +240,9 @@ class Landing:
         return "; ".join(places) or "nowhere (not settled)"
 
 
-def verdict(scenario: Scenario, landing: Landing, info: ResultInfo | None) -> tuple[bool, str]:
+def verdict(expected: Ending, landing: Landing, info: ResultInfo | None) -> tuple[bool, str]:
     """Whether the request ended exactly where it should, and why not."""
-    if scenario.expects_s3:
+    if expected.reason is None:
         if landing.dead_letters:
             return False, "also dead-lettered"
         if landing.s3_key is None or info is None:
@@ -206,9 +255,9 @@ def verdict(scenario: Scenario, landing: Landing, info: ResultInfo | None) -> tu
     if len(landing.dead_letters) != 1:
         return False, f"{len(landing.dead_letters)} dead letters"
     [letter] = landing.dead_letters
-    if letter.reason not in scenario.dlq_reasons:
+    if letter.reason != expected.reason:
         return False, f"reason {letter.reason}"
-    if scenario.http_status is not None and letter.http_status != scenario.http_status:
+    if letter.http_status != expected.http_status:
         return False, f"httpStatus {letter.http_status}"
     return True, "as expected"
 
@@ -321,8 +370,8 @@ def run_function(
     )
     mapping.prepare()  # AWS_LAMBDA_* first: the handler reads its environment when imported
     paths = [ROOT / "layers" / "tao_results", ROOT / "functions" / "download_result"]
-    with capturing_stdout(progress.output) as stdout, aws_side.sampling():
-        progress.stream = stdout
+    with capturing_function_output(progress.output) as terminal, aws_side.sampling():
+        stdout = progress.stream = terminal.stdout
         mapping.handler = load_handler("app:lambda_handler", paths, environment)
         stop = threading.Event()
         restore = install_stop_signals(stop, lambda text: print(f"\n{text}", file=stdout, flush=True))
@@ -334,6 +383,7 @@ def run_function(
 
 def print_report(
     plan: list[Scenario],
+    endings: dict[str, Ending],
     infos: dict[str, ResultInfo | None],
     landings: dict[str, Landing],
     stats: RunStats,
@@ -345,7 +395,8 @@ def print_report(
     header = ("", "REFERENCE", "EXPECTED", "ENDED IN", "ATTEMPTS", "TIME", "CHECK")
     rows, all_ok = [], True
     for scenario in plan:
-        ok, why = verdict(scenario, landings[scenario.reference_id], infos.get(scenario.reference_id))
+        expected = endings[scenario.reference_id]
+        ok, why = verdict(expected, landings[scenario.reference_id], infos.get(scenario.reference_id))
         all_ok &= ok
         messages = by_name.get(scenario.reference_id, [])
         attempts = max((message.attempts for message in messages), default=0)
@@ -355,7 +406,7 @@ def print_report(
         row = (
             "✓" if ok else "✗",
             scenario.reference_id,
-            scenario.expectation,
+            expected.describe(),
             landings[scenario.reference_id].describe(),
             str(attempts),
             took,
@@ -460,6 +511,8 @@ def demo(args: argparse.Namespace) -> int:
             DEADLINE_MARGIN_SECONDS="5",
             POWERTOOLS_LOG_LEVEL=args.function_log_level,
         )
+        settings = load_settings(environment)
+        endings = {scenario.reference_id: scenario.ending(settings) for scenario in plan}
         names = send_requests(resources, plan)
         print(
             f"enqueued {len(names)} requests; running the function (batch 3, 4 pollers, maxReceiveCount 3);"
@@ -475,7 +528,7 @@ def demo(args: argparse.Namespace) -> int:
         aws_side.write(args.function_logs.with_name("aws-metrics.log"))
         print(f"\nlocal event source mapping stopped ({reason}); checking S3 and the DLQ...\n")
         landings = find_landings(resources, [scenario.reference_id for scenario in plan])
-        all_ok = print_report(plan, infos, landings, stats, progress)
+        all_ok = print_report(plan, endings, infos, landings, stats, progress)
         print(f"\n{stats.invocations} invocations, {time.monotonic() - started:.1f}s in total")
         emulator_stats = admin.stats()
         print(f"emulator: {json.dumps({k: v for k, v in emulator_stats.items() if 'fault' in k})}")

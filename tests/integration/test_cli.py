@@ -8,6 +8,7 @@ import argparse
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -213,6 +214,61 @@ def test_enqueue_reports_entries_the_queue_refuses(
     assert bodies == sorted(json.dumps({"referenceId": ref}) for ref in ["a", "flaky", "b"])
 
 
+SHAPES: dict[str, list[str]] = {
+    "shape-direct": [],
+    "4242": ["--numeric-ids"],
+    "shape-token": ["--task-token", "arn-like:token/1"],
+    "shape-pass": ["--passthrough", '{"tenant": "north", "n": [1, 2.5]}'],
+    "shape-sns": ["--envelope", "sns", "--passthrough", "[1, 2]"],
+    "4343": ["--envelope", "sns", "--numeric-ids", "--task-token", "t-2"],
+    "shape-eb": ["--envelope", "eventbridge", "--task-token", "t-3", "--passthrough", '"x"'],
+    "4444": ["--envelope", "eventbridge", "--numeric-ids", "--event-source", "school.rostering"],
+}
+
+
+def test_enqueue_every_request_shape_and_the_real_function_copies_each(
+    resources: StackResources, tao: TaoEmulator, sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for reference, options in SHAPES.items():
+        assert main(["enqueue", "--queue-url", resources.queue_url, *options, reference]) == 0
+        assert "enqueued 1 of 1" in capsys.readouterr().out
+    bodies = [json.loads(body) for body in dlq_ids(sqs, resources.queue_url)]  # peeked, visible again
+    assert len(bodies) == len(SHAPES)
+    requests = [
+        json.loads(body["Message"]) if "Type" in body else body.get("detail", body) for body in bodies
+    ]
+    assert {request["referenceId"] for request in requests} == {
+        "shape-direct", 4242, "shape-token", "shape-pass", "shape-sns", 4343, "shape-eb", 4444,
+    }  # fmt: skip
+    assert sum("Type" in body for body in bodies) == 2
+    [event] = [body for body in bodies if body.get("source") == "school.rostering"]
+    queue = sqs.get_queue_attributes(QueueUrl=resources.queue_url, AttributeNames=["QueueArn"])
+    assert ["arn", "aws", "sqs", event["region"], event["account"]] == queue["Attributes"]["QueueArn"].split(
+        ":"
+    )[:5]
+
+    tao.configure(client_id="id", client_secret="secret")
+    for reference in SHAPES:
+        tao.add_result(reference, size=2048, filename="report.csv")
+    environment = function_environment(resources, tao.base_url, RESULTS_PREFIX="shapes/")
+    result = run_cli(
+        [
+            "run-local", "--queue-url", resources.queue_url,
+            "--function-dir", str(ROOT / "functions" / "download_result"),
+            "--layer-dir", str(ROOT / "layers" / "tao_results"),
+            "--until-empty", "--settle", "0.5", "--timeout", "30", "--function-logs", "none",
+        ],
+        env=environment,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert f"{len(SHAPES)} message(s): {len(SHAPES)} → S3" in result.stdout.splitlines()[-1], result.stdout
+    s3 = aws_client("s3", resources.endpoint_url)
+    keys = {item["Key"] for item in s3.list_objects_v2(Bucket=resources.bucket)["Contents"]}
+    assert keys == {f"shapes/{reference}/report.csv" for reference in SHAPES}
+    assert visible(sqs, resources.dead_letter_queue_url) == 0
+
+
 # ---------------------------------------------------------------------------------------- dlq list
 
 
@@ -229,6 +285,19 @@ def fill_dlq(sqs: Any, resources: StackResources) -> dict[str, str]:
             QueueUrl=resources.dead_letter_queue_url, MessageBody=body, MessageAttributes=attributes
         )
     return bodies
+
+
+def dlq_ids(sqs: Any, queue_url: str) -> dict[str, str]:
+    """body -> the DLQ message's own MessageId (peeked, made visible again)."""
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)["Messages"]
+    sqs.change_message_visibility_batch(
+        QueueUrl=queue_url,
+        Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+            for i, m in enumerate(messages)
+        ],
+    )
+    return {message["Body"]: message["MessageId"] for message in messages}
 
 
 def test_dlq_list_shows_dead_letters_without_consuming_them(
@@ -259,6 +328,58 @@ def test_dlq_list_shows_dead_letters_without_consuming_them(
     assert raw_refs == ["None", "ref-raw"]
     assert len({letter["messageId"] for letter in letters}) == 4
     assert visible(sqs, resources.dead_letter_queue_url) == 4
+
+
+def test_dlq_list_names_the_failed_message_not_the_dead_letter(
+    resources: StackResources, sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator greps the function's logs (message_id) and the source side for the id of the
+    message that failed: the dead letter's ``messageId``. The DLQ's own id stays in --json."""
+    bodies = fill_dlq(sqs, resources)
+    own_ids = dlq_ids(sqs, resources.dead_letter_queue_url)
+    original_id = json.loads(bodies["envelope"])["messageId"]
+
+    assert main(["dlq", "list", "--dlq-url", resources.dead_letter_queue_url]) == 0
+    table = capsys.readouterr().out
+    [row] = [line for line in table.splitlines() if line.startswith("insufficient_scope")]
+    assert row.split()[-1] == original_id
+    assert own_ids[bodies["envelope"]] not in table
+
+    assert main(["dlq", "list", "--dlq-url", resources.dead_letter_queue_url, "--json"]) == 0
+    letters = {letter["body"]: letter for letter in json.loads(capsys.readouterr().out)}
+    assert letters[bodies["envelope"]]["messageId"] == original_id
+    assert letters[bodies["envelope"]]["dlqMessageId"] == own_ids[bodies["envelope"]]
+    # a raw message SQS moved itself carries no other id than its own
+    assert (
+        letters[bodies["raw"]]["messageId"]
+        == letters[bodies["raw"]]["dlqMessageId"]
+        == own_ids[bodies["raw"]]
+    )
+    assert {letter["dlqMessageId"] for letter in letters.values()} == set(own_ids.values())
+
+
+def test_dlq_list_after_the_real_function_shows_each_failed_messages_id_reference_and_reason(
+    resources: StackResources, tao: TaoEmulator, sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_local_with_the_real_function(resources, tao, sqs, ["--function-logs", "none"])
+    assert result.returncode == 0, result.stderr
+    # run-local's lines name each message by the first 8 characters of its id
+    line_format = re.compile(r"\d\d:\d\d:\d\d (.+?) \[([0-9a-f-]{8})\] .*→ DLQ")
+    prefixes = dict(match.groups() for match in map(line_format.match, result.stdout.splitlines()) if match)
+    assert set(prefixes) == {"cli-denied", "<no referenceId>"}
+
+    assert main(["dlq", "list", "--dlq-url", resources.dead_letter_queue_url, "--json"]) == 0
+    letters = {letter["reason"]: letter for letter in json.loads(capsys.readouterr().out)}
+    denied = letters["insufficient_scope"]
+    assert (denied["referenceId"], denied["httpStatus"], denied["attempts"]) == ("cli-denied", 403, 1)
+    assert denied["messageId"].startswith(prefixes["cli-denied"])
+    assert letters["malformed_message"]["messageId"].startswith(prefixes["<no referenceId>"])
+    assert denied["dlqMessageId"] != denied["messageId"]
+
+    assert main(["dlq", "list", "--dlq-url", resources.dead_letter_queue_url]) == 0
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("insufficient_scope")]
+    assert row.split()[:3] == ["insufficient_scope", "403", "cli-denied"]
+    assert row.split()[-1] == denied["messageId"]
 
 
 def test_dlq_list_respects_max_and_empty_queue(
@@ -534,6 +655,98 @@ def test_run_local_sends_the_function_logs_to_stderr_by_default(
     assert "the function's logs go to stderr" in result.stdout
 
 
+RUNNER_LINE = re.compile(r"(polling |\d\d:\d\d:\d\d |stopped \()")
+NO_METRICS_WARNING = "No application metrics to publish"
+
+
+def test_run_local_function_logs_none_drops_the_functions_warnings_too(
+    resources: StackResources, tao: TaoEmulator, sqs: Any, tmp_path: Path
+) -> None:
+    """A redelivery whose result is already stored publishes no metric, so Powertools warns
+    (``UserWarning``, on stderr): the function's output, like its log lines."""
+    sqs.send_message(QueueUrl=resources.queue_url, MessageBody=json.dumps({"referenceId": "cli-ok"}))
+    logs = tmp_path / "function.log"
+    kept = run_local_with_the_real_function(
+        resources, tao, sqs, ["--function-logs", str(logs), "--batch-size", "1"]
+    )
+    assert kept.returncode == 0, kept.stderr
+    assert NO_METRICS_WARNING in logs.read_text()  # the case this test is about did happen
+    assert kept.stderr == ""
+
+    sqs.send_message(QueueUrl=resources.queue_url, MessageBody=json.dumps({"referenceId": "cli-ok"}))
+    dropped = run_local_with_the_real_function(
+        resources, tao, sqs, ["--function-logs", "none", "--batch-size", "1"]
+    )
+
+    assert dropped.returncode == 0, dropped.stderr
+    assert dropped.stderr == ""
+    lines = dropped.stdout.splitlines()
+    assert [line for line in lines if not RUNNER_LINE.match(line)] == []
+    assert sum(" cli-ok " in line for line in lines) == 2
+    assert "already stored" in dropped.stdout
+    assert "4 message(s): 2 → S3, 2 → DLQ" in lines[-1]
+
+
+NOISY_HANDLER = """
+import logging, sys, threading, warnings
+
+def handler(event, context):
+    warnings.warn("a library's warning")
+    print("a stray line on stderr", file=sys.stderr)
+    logging.getLogger("some.library").warning("a library logger without handlers")
+    thread = threading.Thread(target=lambda: print("from a thread", file=sys.stderr))
+    thread.start()
+    thread.join()
+    sys.stdout.write("half a stdout line,")
+    print("a whole stderr line", file=sys.stderr)
+    print(" then its end")
+    print('{"message": "a JSON log line"}')
+    return {"batchItemFailures": []}
+"""
+
+
+@pytest.mark.parametrize("target", ["none", "file", "-"])
+def test_run_local_sends_everything_the_function_writes_where_function_logs_says(
+    resources: StackResources, sqs: Any, tmp_path: Path, target: str
+) -> None:
+    function_dir = tmp_path / "function"
+    function_dir.mkdir()
+    (function_dir / "noisy_fn.py").write_text(NOISY_HANDLER)
+    sqs.send_message(QueueUrl=resources.queue_url, MessageBody=json.dumps({"referenceId": "noisy"}))
+    logs = tmp_path / "function.log"
+    result = run_cli(
+        [
+            "run-local", "--queue-url", resources.queue_url,
+            "--function-dir", str(function_dir), "--layer-dir", str(tmp_path),
+            "--handler", "noisy_fn:handler",
+            "--until-empty", "--settle", "0.5", "--timeout", "30", "--verbose",
+            "--function-logs", str(logs) if target == "file" else target,
+        ],
+        env={**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": resources.endpoint_url},
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if not RUNNER_LINE.match(line)] == []
+    written = {"none": "", "file": logs.read_text() if logs.exists() else "", "-": result.stderr}[target]
+    for text in (
+        "UserWarning: a library's warning",
+        "a stray line on stderr",
+        "a library logger without handlers",
+        "from a thread",
+        "\nhalf a stdout line, then its end\n",
+        "\na whole stderr line\n",
+        '{"message": "a JSON log line"}',
+    ):
+        assert (text in written) == (target != "none"), (text, written)
+    # the runner's own log lines (--verbose) stay on the terminal's stderr, never in the function's
+    runner_lines = [line for line in result.stderr.splitlines() if " tao_results_cli." in line]
+    assert runner_lines, result.stderr
+    if target == "file":
+        assert " tao_results_cli." not in written
+    if target == "none":
+        assert result.stderr.splitlines() == runner_lines
+
+
 def test_every_option_has_help_that_shows_its_default() -> None:
     parser = cli.build_parser()
     missing = []
@@ -545,6 +758,35 @@ def test_every_option_has_help_that_shows_its_default() -> None:
             if "default" not in text:
                 missing.append(f"{' '.join(path)} {action.option_strings[-1]}: {text!r}")
     assert not missing, "\n".join(missing)
+
+
+def test_every_argument_and_command_says_what_it_is_for() -> None:
+    """A help string that is only "(default: X)" (or nothing) says nothing: each needs words of its own."""
+    parser = cli.build_parser()
+    vague = []
+    for path, sub in walk_parsers(parser, ["tao-results"]):
+        for action in sub._actions:
+            if action.dest == "help":
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                texts = {choice.dest: choice.help for choice in action._choices_actions}
+                vague += [
+                    f"{' '.join(path)} {name}" for name in action.choices if not own_words(texts.get(name))
+                ]
+                continue
+            if not own_words(action.help):
+                name = action.option_strings[-1] if action.option_strings else action.dest
+                vague.append(f"{' '.join(path)} {name}: {action.help!r}")
+        if len(path) > 1 and not own_words(sub.description):
+            vague.append(f"{' '.join(path)}: no description")
+    assert not vague, "\n".join(vague)
+    assert len(list(walk_parsers(parser, ["tao-results"]))) >= 8  # the walk reached every subcommand
+
+
+def own_words(text: str | None) -> bool:
+    """At least three words once "(default: ...)" and %-placeholders are taken out."""
+    bare = re.sub(r"\(default:[^)]*\)|%\([a-z_]+\)s", " ", text or "")
+    return len(re.findall(r"[A-Za-z]{2,}", bare)) >= 3
 
 
 def walk_parsers(parser: argparse.ArgumentParser, path: list[str]) -> Iterator[tuple[list[str], Any]]:
@@ -659,3 +901,40 @@ def test_usage_errors_are_one_line(resources: StackResources, capsys: pytest.Cap
         ],
         capsys,
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--passthrough", "{not json"], "--passthrough is not JSON"),
+        (["--passthrough", json.dumps("x" * 5000)], "more than 4096"),
+        (["--passthrough", "NaN"], "the request is not JSON"),
+        (["--numeric-ids"], "'ref-1' is not a non-negative integer"),
+        (["--task-token", ""], "taskToken must be a string of 1-2048 characters"),
+        (["--task-token", "t" * 2049], "taskToken must be a string of 1-2048 characters"),
+        (["--event-source", "s"], "--event-source applies to --envelope eventbridge only"),
+        (["--envelope", "sns", "--detail-type", "d"], "--detail-type applies to --envelope eventbridge only"),
+        (["--envelope", "kinesis"], "invalid choice: 'kinesis'"),
+    ],
+)
+def test_enqueue_refuses_what_the_function_would_not_accept_before_any_aws_call(
+    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}/123456789012/q"  # reached, it would say so instead
+    line = in_process_error(["enqueue", "--queue-url", unreachable, *options, "ref-1"], capsys)
+    assert message in line
+
+
+def test_enqueue_sends_nothing_when_any_request_is_refused(
+    resources: StackResources, sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    references = [str(number) for number in range(1, 12)] + ["0123"]  # the bad one in the second batch
+    line = in_process_error(
+        ["enqueue", "--queue-url", resources.queue_url, "--numeric-ids", *references], capsys
+    )
+    assert "'0123' has leading zeros" in line
+    line = in_process_error(
+        ["enqueue", "--queue-url", resources.queue_url, "--task-token", "t", "a", "b"], capsys
+    )
+    assert "--task-token answers one waiting task: give one referenceId, not 2" in line
+    assert visible(sqs, resources.queue_url) == 0

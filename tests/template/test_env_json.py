@@ -35,16 +35,37 @@ def test_keys_are_function_logical_ids(template: dict[str, Any]) -> None:
     assert "DownloadResultFunction" in env_vars
 
 
-def test_every_variable_is_declared_by_the_template(template: dict[str, Any]) -> None:
-    declared = set(template["Globals"]["Function"]["Environment"]["Variables"])
-    declared |= set(template["Resources"]["DownloadResultFunction"]["Properties"]["Environment"]["Variables"])
+def declared_variables(template: dict[str, Any]) -> dict[str, Any]:
+    """What the template gives the function: Globals' variables, then the function's own (SAM merges
+    them, the function's winning)."""
+    return {
+        **template["Globals"]["Function"]["Environment"]["Variables"],
+        **template["Resources"]["DownloadResultFunction"]["Properties"]["Environment"]["Variables"],
+    }
+
+
+def test_lists_exactly_the_variables_the_template_gives_the_function(template: dict[str, Any]) -> None:
+    declared = set(declared_variables(template))
     variables = json.loads(ENV_FILE.read_text(encoding="utf-8"))["DownloadResultFunction"]
-    assert set(variables) <= declared, set(variables) - declared
-    # the ones whose template value is a reference to this stack's resources or a required parameter
-    assert {"TAO_BASE_URL", "TAO_CREDENTIALS_SECRET_ID", "RESULTS_BUCKET", "DEAD_LETTER_QUEUE_URL"} <= set(
-        variables
-    )
+    assert set(variables) == declared, {
+        "missing from env.json": sorted(declared - set(variables)),
+        "not in the template": sorted(set(variables) - declared),
+    }
     assert all(isinstance(value, str) for value in variables.values())  # SAM wants strings
+
+
+def test_values_are_the_templates_defaults_where_it_has_one(template: dict[str, Any]) -> None:
+    """A literal is copied, a parameter with a Default takes it, a condition takes one of its
+    literal branches; only the required parameters and the stack's own resources get example values."""
+    variables = json.loads(ENV_FILE.read_text(encoding="utf-8"))["DownloadResultFunction"]
+    parameters = template["Parameters"]
+    for name, value in declared_variables(template).items():
+        if isinstance(value, str | int):
+            assert variables[name] == str(value), name
+        elif set(value) == {"Ref"} and "Default" in parameters.get(value["Ref"], {}):
+            assert variables[name] == str(parameters[value["Ref"]]["Default"]), name
+        elif set(value) == {"Fn::If"} and all(isinstance(b, str) for b in value["Fn::If"][1:]):
+            assert variables[name] in value["Fn::If"][1:], name
 
 
 def test_values_pass_the_functions_configuration_checks() -> None:

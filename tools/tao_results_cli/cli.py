@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
@@ -35,10 +36,15 @@ from botocore.exceptions import (
 )
 
 from tao_results.errors import aws_error_details
-from tao_results.message import is_valid_reference_id
+from tao_results.message import ENVELOPE_DIRECT, ENVELOPE_EVENTBRIDGE, is_valid_reference_id
 from tao_results_cli import doctor
 from tao_results_cli.local.context import FunctionSettings
-from tao_results_cli.local.function_output import FunctionOutput, capturing_stdout, where_it_went
+from tao_results_cli.local.events import queue_account, queue_region
+from tao_results_cli.local.function_output import (
+    FunctionOutput,
+    capturing_function_output,
+    where_it_went,
+)
 from tao_results_cli.local.loader import HandlerLoadError, load_handler
 from tao_results_cli.local.queues import (
     REFERENCE_ID,
@@ -51,6 +57,14 @@ from tao_results_cli.local.queues import (
     redrive_by_copy,
     start_move_task,
     wait_for_move_task,
+)
+from tao_results_cli.local.request_bodies import (
+    DEFAULT_DETAIL_TYPE,
+    DEFAULT_EVENT_SOURCE,
+    ENVELOPES,
+    RequestRefused,
+    RequestShape,
+    request_body,
 )
 from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
 from tao_results_cli.local.sqs_access import error_code, queue_arn, sqs_client
@@ -120,12 +134,28 @@ def _queue_option(parser: argparse.ArgumentParser, flag: str, env: str, what: st
     )
 
 
+ENQUEUE_HELP = f"""\
+Send one request per referenceId (SendMessageBatch, 10 at a time). Every referenceId is checked
+against {REFERENCE_ID.pattern}, and every body is read back with the function's own parser
+(tao_results.message.parse_request) before anything is sent: what is sent is what the function
+accepts, as meant. A request is {{"referenceId": ...}}, with an optional taskToken (a Step Functions
+callback token) and an optional passthrough (any JSON value up to 4 KiB serialised, echoed in
+every event and callback about the request), in one of three envelopes (README, "Integrations"):
+
+  direct       the request itself
+  sns          an SNS notification as SQS receives it without raw message delivery (the request
+               as JSON text in "Message"; unsigned, the function reads Type and Message only)
+  eventbridge  an EventBridge event as a rule with an SQS target delivers it (the request in
+               "detail"; account and region are the queue's)
+"""
+
+
 def _add_enqueue(commands: Any) -> None:
     parser = commands.add_parser(
         "enqueue",
-        help="send {'referenceId': ...} requests to the source queue",
-        description="Send one request per referenceId (SendMessageBatch, 10 at a time). Every "
-        f"referenceId is checked against {REFERENCE_ID.pattern} before anything is sent.",
+        help="send requests to the source queue, in any shape the function accepts",
+        description=ENQUEUE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _queue_option(parser, "--queue-url", "SOURCE_QUEUE_URL", "the source queue")
     parser.add_argument("refs", nargs="*", metavar="REF", help="referenceIds; '-' reads them from stdin")
@@ -134,6 +164,41 @@ def _add_enqueue(commands: Any) -> None:
         "--file",
         type=Path,
         help="read referenceIds from FILE, one per line, '#' comments allowed (default: none)",
+    )
+    parser.add_argument(
+        "--envelope",
+        choices=ENVELOPES,
+        default=ENVELOPE_DIRECT,
+        help="how each request travels: %(choices)s (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--numeric-ids",
+        action="store_true",
+        help="send each referenceId as a JSON number, as the vendor's example 12345; every one must "
+        "be digits without leading zeros (default: JSON strings)",
+    )
+    parser.add_argument(
+        "--task-token",
+        metavar="TOKEN",
+        help="a Step Functions task token (1-2048 characters), answered with SendTaskSuccess or "
+        "SendTaskFailure when the function has STEP_FUNCTIONS_CALLBACKS=true; one referenceId only "
+        "(default: none)",
+    )
+    parser.add_argument(
+        "--passthrough",
+        metavar="JSON",
+        help="a JSON value (at most 4 KiB serialised) put in every request and echoed by the function "
+        "(default: none)",
+    )
+    parser.add_argument(
+        "--event-source",
+        metavar="SOURCE",
+        help=f"--envelope eventbridge: the event's source (default: {DEFAULT_EVENT_SOURCE})",
+    )
+    parser.add_argument(
+        "--detail-type",
+        metavar="TYPE",
+        help=f"--envelope eventbridge: the event's detail-type (default: {DEFAULT_DETAIL_TYPE})",
     )
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="print nothing on success (default: one summary line)"
@@ -147,7 +212,9 @@ def _add_dlq_list(commands: Any) -> None:
         help="show dead letters without consuming them",
         description="Show dead letters as a table (or JSON). Messages are received with a short "
         "visibility timeout and made visible again right away; they are not deleted. Raw messages "
-        "moved by SQS's redrive policy are shown with reason max_receive_count_exceeded.",
+        "moved by SQS's redrive policy are shown with reason max_receive_count_exceeded. MESSAGE ID "
+        "is the id of the source message that failed (the dead letter's messageId, the id the "
+        "function's log lines name); --json also gives the DLQ message's own id (dlqMessageId).",
     )
     _queue_option(parser, "--dlq-url", "DEAD_LETTER_QUEUE_URL", "the dead-letter queue")
     parser.add_argument(
@@ -238,10 +305,17 @@ def _add_run_local(commands: Any) -> None:
         help="the function's code (default: %(default)s)",
     )
     parser.add_argument(
-        "--layer-dir", type=Path, default=Path("layers/tao_results"), help="the layer (default: %(default)s)"
+        "--layer-dir",
+        type=Path,
+        default=Path("layers/tao_results"),
+        help="the layer's directory, put on sys.path before the function's (default: %(default)s)",
     )
     parser.add_argument(
-        "--handler", default="app:lambda_handler", metavar="MODULE:FUNCTION", help="(default: %(default)s)"
+        "--handler",
+        default="app:lambda_handler",
+        metavar="MODULE:FUNCTION",
+        help="the handler, as the template's Handler: a module of --function-dir (or --layer-dir) and "
+        "the function in it to invoke (default: %(default)s)",
     )
     parser.add_argument(
         "--batch-size", type=_positive_int, default=10, help="records per invocation (default: %(default)s)"
@@ -251,17 +325,22 @@ def _add_run_local(commands: Any) -> None:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="MaximumBatchingWindowInSeconds (default: %(default)s)",
+        help="how long to gather records before invoking, as the mapping's "
+        "MaximumBatchingWindowInSeconds (default: %(default)s)",
     )
     parser.add_argument(
-        "--concurrency", type=_positive_int, default=1, help="parallel pollers (default: %(default)s)"
+        "--concurrency",
+        type=_positive_int,
+        default=1,
+        help="pollers invoking the handler in parallel, in this process (default: %(default)s)",
     )
     parser.add_argument(
         "--timeout",
         type=float,
         default=900.0,
         metavar="SECONDS",
-        help="function timeout (default: %(default)s)",
+        help="the function's timeout: the context's remaining time counts down from it "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--memory",
@@ -285,8 +364,8 @@ def _add_run_local(commands: Any) -> None:
         "--wait-time",
         type=int,
         metavar="SECONDS",
-        help="ReceiveMessage WaitTimeSeconds (default: 20, as Lambda; 1 with --until-empty, so the run "
-        "ends soon after the queue is empty)",
+        help="how long each ReceiveMessage long-polls, its WaitTimeSeconds (default: 20, as "
+        "Lambda; 1 with --until-empty, so the run ends soon after the queue is empty)",
     )
     parser.add_argument(
         "--env",
@@ -507,14 +586,52 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise UserError(f"invalid referenceId {bad[0]!r}{more}: must match {REFERENCE_ID.pattern}")
+    shape = request_shape(args, len(references))
+    request_bodies(references, shape)  # refuse before any AWS call
     sqs = sqs_client(url)
-    existing_queue_arn(sqs, url)
-    result = enqueue(sqs, url, references)
+    arn = existing_queue_arn(sqs, url)
+    shape = replace(shape, account=queue_account(arn), region=queue_region(arn))
+    result = enqueue(sqs, url, references, bodies=request_bodies(references, shape))
     for reference, reason in result.failed:
         print(f"{PROG}: not sent: {reference}: {reason}", file=sys.stderr)
     if not args.quiet:
-        print(f"enqueued {result.sent_count} of {len(references)} message(s) to {url}")
+        how = "" if shape.envelope == ENVELOPE_DIRECT else f" in {shape.envelope} envelopes"
+        print(f"enqueued {result.sent_count} of {len(references)} message(s){how} to {url}")
     return FAILURE if result.failed else 0
+
+
+def request_shape(args: argparse.Namespace, count: int) -> RequestShape:
+    """The options of ``enqueue`` as a :class:`RequestShape`; a contradiction is a user error."""
+    eventbridge_only = [
+        flag
+        for flag, value in (("--event-source", args.event_source), ("--detail-type", args.detail_type))
+        if value is not None
+    ]
+    if eventbridge_only and args.envelope != ENVELOPE_EVENTBRIDGE:
+        raise UserError(f"{eventbridge_only[0]} applies to --envelope eventbridge only")
+    if args.task_token is not None and count > 1:
+        # One token is one waiting task: a second answer to it would fail as TaskTimedOut/InvalidToken.
+        raise UserError(f"--task-token answers one waiting task: give one referenceId, not {count}")
+    options: dict[str, Any] = {
+        "envelope": args.envelope,
+        "numeric_ids": args.numeric_ids,
+        "task_token": args.task_token,
+        "event_source": args.event_source or DEFAULT_EVENT_SOURCE,
+        "detail_type": args.detail_type or DEFAULT_DETAIL_TYPE,
+    }
+    if args.passthrough is not None:
+        try:
+            options["passthrough"] = json.loads(args.passthrough)
+        except (ValueError, RecursionError) as error:
+            raise UserError(f"--passthrough is not JSON: {error}") from None
+    return RequestShape(**options)
+
+
+def request_bodies(references: Sequence[str], shape: RequestShape) -> list[str]:
+    try:
+        return [request_body(reference, shape) for reference in references]
+    except RequestRefused as error:
+        raise UserError(f"not sending anything: {error}") from error
 
 
 # ----------------------------------------------------------------------------------------- dlq list
@@ -542,7 +659,7 @@ def dead_letter_table(letters: Sequence[DeadLetter]) -> str:
             "-" if letter.http_status is None else str(letter.http_status),
             letter.reference_id or "-",
             format_age(letter.age_seconds),
-            letter.message_id,
+            letter.original_message_id,
         )
         for letter in letters
     ]
@@ -664,10 +781,6 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         config.validate()
     except ValueError as error:
         raise UserError(str(error)) from error
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     for directory in (args.layer_dir, args.function_dir):
         if not directory.is_dir():
             raise UserError(f"not a directory: {directory}")
@@ -679,7 +792,8 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     with function_log_sink(args.function_logs) as (sink, where):
         bucket = environment.get("RESULTS_BUCKET") or os.environ.get("RESULTS_BUCKET")
         output = FunctionOutput(sink, bucket)
-        with capturing_stdout(output) as stdout:
+        with runner_logging(sys.stderr, verbose=args.verbose), capturing_function_output(output) as terminal:
+            stdout = terminal.stdout
             print(f"polling {url}; the function's logs go to {where}", file=stdout, flush=True)
             tally = DestinationTally()
             hooks = [] if args.quiet else [MessagePrinter(output, tally, stdout)]
@@ -687,13 +801,35 @@ def cmd_run_local(args: argparse.Namespace) -> int:
             mapping.prepare()  # the runtime's AWS_LAMBDA_* variables, before the handler is imported
             mapping.handler = load_handler(args.handler, [args.layer_dir, args.function_dir], environment)
             stop = threading.Event()
-            restore = install_stop_signals(stop, lambda text: print(text, file=sys.stderr))
+            restore = install_stop_signals(stop, lambda text: print(text, file=terminal.stderr))
             try:
                 stats = mapping.run(stop)
             finally:
                 restore()
             print(run_summary(stats, mapping.stop_reason, tally if hooks else None), file=stdout)
     return 0
+
+
+@contextmanager
+def runner_logging(stream: IO[str], *, verbose: bool) -> Iterator[None]:
+    """The runner's own log lines (``tao_results_cli.*``) to ``stream``, the terminal's stderr.
+
+    Not a handler on the root logger: in Lambda the root logger's output is the function's (its
+    libraries' warnings land in the log stream), so here it goes where ``--function-logs`` says.
+    """
+    logger = logging.getLogger("tao_results_cli")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    previous = (logger.level, logger.propagate)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous[0])
+        logger.propagate = previous[1]
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """The function's standard output, kept apart from the runner's own lines and read for destinations.
 
 In Lambda, whatever the function writes to stdout (its JSON log lines, its EMF metric documents)
-goes to CloudWatch Logs. Run locally, :class:`FunctionOutput` takes stdout's place for the run:
+goes to CloudWatch Logs, and so does what it writes to stderr (warnings, say). Run locally,
+:class:`FunctionOutput` takes the place of both streams for the run:
 every complete line goes to a sink of its own (a file, stderr, or nowhere) and the lines that say
 where a message went are remembered, so the runner can print ``→ s3://bucket/key`` or
 ``→ DLQ (reason)`` per message. The lines it reads are the function's own (see
@@ -22,7 +23,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from tao_results_cli.local.stats import InvocationOutcome, MessageEvent
 
@@ -71,7 +72,7 @@ class FunctionOutput(io.TextIOBase):
         *complete, rest = pending.split("\n")
         self._partial.text = rest
         for line in complete:
-            self._line(line)
+            self.add_line(line)
         return len(text)
 
     def flush(self) -> None:
@@ -79,7 +80,8 @@ class FunctionOutput(io.TextIOBase):
             if self.sink is not None:
                 self.sink.flush()
 
-    def _line(self, line: str) -> None:
+    def add_line(self, line: str) -> None:
+        """One complete line of the function's output (without its newline)."""
         record = _json_object(line)
         with self._lock:
             self.lines += 1
@@ -130,23 +132,63 @@ def _json_object(line: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-@contextmanager
-def capturing_stdout(output: FunctionOutput) -> Iterator[IO[str]]:
-    """Route ``sys.stdout`` to ``output`` for the block; yields the real stdout for the runner's lines.
+class Terminal(NamedTuple):
+    """The real streams, for the runner's own lines while the function's output is captured."""
 
-    A Powertools logger keeps the stream it found when it was created; one created before the block
-    (a logger configured earlier in this process) is pointed at ``output`` too, and back afterwards.
+    stdout: IO[str]
+    stderr: IO[str]
+
+
+class _SecondStream(io.TextIOBase):
+    """``sys.stderr``'s stand-in: whole lines into the same :class:`FunctionOutput` as stdout.
+
+    Lambda sends both streams to the function's log stream; a line buffer of its own keeps a
+    partial stdout line and a warning written meanwhile from being glued together.
     """
-    real = sys.stdout
+
+    def __init__(self, output: FunctionOutput) -> None:
+        super().__init__()
+        self._output = output
+        self._partial = threading.local()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        pending: str = getattr(self._partial, "text", "") + text
+        *complete, rest = pending.split("\n")
+        self._partial.text = rest
+        for line in complete:
+            self._output.add_line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        self._output.flush()
+
+
+@contextmanager
+def capturing_function_output(output: FunctionOutput) -> Iterator[Terminal]:
+    """Route ``sys.stdout`` and ``sys.stderr`` to ``output`` for the block, as Lambda sends both to
+    the log stream; yields the real streams for the runner's own lines.
+
+    Whatever the function writes to stderr is its output too: Python warnings (Powertools' "No
+    application metrics to publish" is a ``UserWarning``), ``logging``'s last-resort handler for a
+    library logger without handlers, a stray ``print(file=sys.stderr)``. So ``--function-logs none``
+    drops them with the rest. A Powertools logger keeps the stream it found when it was created;
+    one created before the block (a logger configured earlier in this process) is pointed at
+    ``output`` too, and back afterwards.
+    """
+    real = Terminal(sys.stdout, sys.stderr)
     sys.stdout = output
-    moved = _point_stream_handlers(real, output)
+    sys.stderr = _SecondStream(output)
+    moved = _point_stream_handlers(real.stdout, output)
     try:
         yield real
     finally:
-        sys.stdout = real
+        sys.stdout, sys.stderr = real.stdout, real.stderr
         for handler in moved:
-            handler.setStream(real)
-        _point_stream_handlers(output, real)
+            handler.setStream(real.stdout)
+        _point_stream_handlers(output, real.stdout)
 
 
 def _point_stream_handlers(

@@ -59,17 +59,33 @@ class EnqueueResult:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (referenceId, error)
 
 
-def enqueue(sqs: SQSClient, queue_url: str, references: Sequence[str], attempts: int = 3) -> EnqueueResult:
-    """Send one ``{"referenceId": ...}`` message per reference with SendMessageBatch (10 at a time).
+def enqueue(
+    sqs: SQSClient,
+    queue_url: str,
+    references: Sequence[str],
+    attempts: int = 3,
+    *,
+    bodies: Sequence[str] | None = None,
+) -> EnqueueResult:
+    """Send one message per reference with SendMessageBatch (10 at a time): ``bodies[i]`` for
+    ``references[i]`` (built and checked beforehand), else ``{"referenceId": ref}``.
 
     Entries the service failed on its side are retried; entries it rejected as the sender's fault
     are reported in ``failed``.
     """
+    if bodies is None:
+        bodies = [json.dumps({"referenceId": reference}) for reference in references]
+    if len(bodies) != len(references):
+        raise ValueError(f"{len(bodies)} bodies for {len(references)} references")
     result = EnqueueResult()
     fifo = queue_url.endswith(".fifo")
     for start in range(0, len(references), BATCH):
         chunk = references[start : start + BATCH]
-        pending = {str(index): _request_entry(str(index), ref, fifo) for index, ref in enumerate(chunk)}
+        chunk_bodies = bodies[start : start + BATCH]
+        pending = {
+            str(index): _request_entry(str(index), ref, chunk_bodies[index], fifo)
+            for index, ref in enumerate(chunk)
+        }
         for attempt in range(attempts):
             if attempt:
                 time.sleep(0.2 * 2**attempt)
@@ -88,8 +104,8 @@ def enqueue(sqs: SQSClient, queue_url: str, references: Sequence[str], attempts:
     return result
 
 
-def _request_entry(entry_id: str, reference_id: str, fifo: bool) -> dict[str, Any]:
-    entry: dict[str, Any] = {"Id": entry_id, "MessageBody": json.dumps({"referenceId": reference_id})}
+def _request_entry(entry_id: str, reference_id: str, body: str, fifo: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Id": entry_id, "MessageBody": body}
     if fifo:
         entry["MessageGroupId"] = reference_id
         entry["MessageDeduplicationId"] = uuid.uuid4().hex
@@ -105,9 +121,16 @@ def _failure_text(failure: Any) -> str:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """One message of the dead-letter queue, read without consuming it."""
+    """One message of the dead-letter queue, read without consuming it.
 
-    message_id: str
+    ``original_message_id`` is the id of the source message that failed, the one the function's
+    log lines name (``message_id``): the dead letter's ``messageId`` field. A raw message that SQS
+    moved itself after ``maxReceiveCount`` carries no such field; its own id is all there is.
+    ``dlq_message_id`` is the id of the message in the DLQ (SQS's MessageId there).
+    """
+
+    dlq_message_id: str
+    original_message_id: str
     reason: str
     http_status: int | None
     reference_id: str | None
@@ -115,6 +138,7 @@ class DeadLetter:
     detail: str | None
     body: str
     attributes: dict[str, str]
+    attempts: int | None = None
 
     @property
     def age_seconds(self) -> float | None:
@@ -124,12 +148,14 @@ class DeadLetter:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "messageId": self.message_id,
+            "messageId": self.original_message_id,
+            "dlqMessageId": self.dlq_message_id,
             "reason": self.reason,
             "httpStatus": self.http_status,
             "referenceId": self.reference_id,
             "failedAt": self.failed_at.isoformat() if self.failed_at else None,
             "ageSeconds": None if self.age_seconds is None else round(self.age_seconds, 1),
+            "attempts": self.attempts,
             "detail": self.detail,
             "body": self.body,
             "attributes": self.attributes,
@@ -142,9 +168,11 @@ def parse_dead_letter(message: MessageTypeDef) -> DeadLetter:
     attributes: dict[str, str] = {str(key): value for key, value in message.get("Attributes", {}).items()}
     envelope = _envelope(body)
     sent = _timestamp(attributes.get("SentTimestamp"))
+    dlq_message_id = message["MessageId"]
     if envelope is None:
         return DeadLetter(
-            message_id=message["MessageId"],
+            dlq_message_id=dlq_message_id,
+            original_message_id=dlq_message_id,
             reason=RAW_DEAD_LETTER_REASON,
             http_status=None,
             reference_id=reference_id_of(body),
@@ -153,18 +181,27 @@ def parse_dead_letter(message: MessageTypeDef) -> DeadLetter:
             body=body,
             attributes=attributes,
         )
-    status = envelope.get("httpStatus")
-    reference = envelope.get("referenceId")
+    original_id = envelope.get("messageId")
     return DeadLetter(
-        message_id=message["MessageId"],
+        dlq_message_id=dlq_message_id,
+        original_message_id=original_id if isinstance(original_id, str) and original_id else dlq_message_id,
         reason=str(envelope["reason"]),
-        http_status=status if isinstance(status, int) and not isinstance(status, bool) else None,
-        reference_id=reference if isinstance(reference, str) else None,
+        http_status=_integer(envelope.get("httpStatus")),
+        reference_id=_text(envelope.get("referenceId")),
         failed_at=_iso_time(envelope.get("failedAt")) or sent,
         detail=str(envelope["detail"]) if envelope.get("detail") is not None else None,
         body=body,
         attributes=attributes,
+        attempts=_integer(envelope.get("attempts")),
     )
+
+
+def _integer(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _envelope(body: str) -> dict[str, Any] | None:
