@@ -67,7 +67,7 @@ from tao_results_cli.local.request_bodies import (
     request_body,
 )
 from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
-from tao_results_cli.local.sqs_access import error_code, queue_arn, sqs_client
+from tao_results_cli.local.sqs_access import queue_arn, sqs_client
 from tao_results_cli.local.stats import MessageEvent, RunStats
 from tao_results_cli.status import StackNotFound, format_status, read_status
 
@@ -506,7 +506,7 @@ def existing_queue_arn(sqs: SQSClient, url: str) -> str:
     try:
         return queue_arn(sqs, url)
     except ClientError as error:
-        if error_code(error) in MISSING_QUEUE_CODES:
+        if aws_error_details(error).code in MISSING_QUEUE_CODES:
             raise UserError(f"queue does not exist: {url}") from error
         raise
 
@@ -528,8 +528,7 @@ def describe_error(error: BaseException) -> tuple[int, str]:
     if isinstance(error, ParamValidationError):
         return USER_ERROR, " ".join(str(error).split())
     if isinstance(error, ClientError):
-        code = error_code(error)
-        message = aws_error_details(error).message.strip()
+        code, message = aws_error_details(error).code, aws_error_details(error).message.strip()
         if code in MISSING_QUEUE_CODES:
             return USER_ERROR, f"queue does not exist: {message or code}"
         if code in CREDENTIAL_CODES:

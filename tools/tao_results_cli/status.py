@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tao_results.errors import aws_error_details
 from tao_results_cli.local.queues import list_dead_letters
-from tao_results_cli.local.sqs_access import error_code, sqs_client
+from tao_results_cli.local.sqs_access import sqs_client
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -70,7 +71,7 @@ def stack_outputs(stack_name: str, cloudformation: CloudFormationClient | None =
     try:
         stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as error:
-        if error_code(error) in MISSING_STACK_CODES:
+        if aws_error_details(error).code in MISSING_STACK_CODES:
             raise StackNotFound(f"no stack named {stack_name!r} in this account and region") from error
         raise
     outputs = stacks[0].get("Outputs", []) if stacks else []
@@ -167,8 +168,8 @@ def format_status(status: StackStatus) -> str:
 def _denied(error: ClientError) -> bool:
     # CloudWatch answers AccessDenied in its current protocols; an endpoint still speaking the query
     # protocol's XML to a newer botocore shows up as a bare HTTP 403.
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return error_code(error) in DENIED_CODES or status == 403
+    details = aws_error_details(error)
+    return details.code in DENIED_CODES or details.status == 403
 
 
 def _size(size: float) -> str:

@@ -21,7 +21,6 @@ from botocore.exceptions import ClientError
 from tao_results.errors import aws_error_details
 from tao_results.message import REFERENCE_ID_PATTERN
 from tao_results_cli.local.events import reference_id_of
-from tao_results_cli.local.sqs_access import error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -296,9 +295,8 @@ class RedriveResult:
 
 def move_task_unsupported(error: ClientError) -> bool:
     """Whether a StartMessageMoveTask error means the endpoint does not implement it."""
-    code = error_code(error)
     details = aws_error_details(error)
-    message, status = details.message, details.status
+    code, message, status = details.code, details.message, details.status
     html_500 = status in (500, 501) and "<html" in message.lower()
     return code in UNSUPPORTED_CODES or html_500
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
-
-from tao_results.errors import aws_error_details
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -50,12 +48,6 @@ def sqs_client(
     )
     client: SQSClient = session.client("sqs", region_name=region, config=config)
     return client
-
-
-def error_code(error: Any) -> str:
-    """The AWS error code of a botocore ``ClientError`` ('' when there is none)."""
-    code = aws_error_details(error).code
-    return "" if code == "Unknown" else code
 
 
 def queue_arn(sqs: SQSClient, queue_url: str) -> str:
