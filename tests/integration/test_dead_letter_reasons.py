@@ -217,3 +217,28 @@ def test_copies_of_a_message_in_one_batch_run_once_and_share_its_outcome(harness
     assert [key.rsplit("/", 2)[-2] for key in stored] == ["ref-good"]
     assert tao.stats()["download_calls"]["ref-good"] == 1
     assert tao.stats()["download_calls"]["ref-down"] >= 1
+
+
+def test_a_redriven_dead_letter_runs_its_first_request_and_never_nests(harness, tao) -> None:  # type: ignore[no-untyped-def]
+    """A dead letter moved back to the source queue (dlq redrive) is its first request again."""
+    h = harness(NOT_FOUND_GRACE_SECONDS="0")
+    first = json.dumps({"referenceId": "ref-later", "passthrough": {"tenant": "t-1"}})
+    h.run(first, "not json")
+    letters = {letter["originalBody"]: letter for letter in h.dead_letters()}
+    assert letters[first]["reason"] == "not_found" and letters["not json"]["reason"] == "malformed_message"
+
+    tao.add_result("ref-later", size=300)  # the import has finished since
+    _, failed = h.run(
+        *(json.dumps({k: v for k, v in letter.items() if k != "_attributes"}) for letter in letters.values())
+    )
+
+    assert failed == []
+    stored = h.keys()
+    assert [key.rsplit("/", 2)[-2] for key in stored] == ["ref-later"]
+    assert h.object(stored[0])["Metadata"]["reference-id"] == "ref-later"
+    [again] = h.dead_letters()
+    assert (again["reason"], again["originalBody"], again["redriven"]) == (
+        "malformed_message",
+        "not json",
+        True,
+    )

@@ -234,3 +234,45 @@ def test_callbacks_switch():
     assert load_settings({**BASE_ENV, "STEP_FUNCTIONS_CALLBACKS": "true"}).step_functions_callbacks
     with pytest.raises(ConfigError, match="STEP_FUNCTIONS_CALLBACKS"):
         load_settings({**BASE_ENV, "STEP_FUNCTIONS_CALLBACKS": "maybe"})
+
+
+def dead_letter_of(body: str, **extra: object) -> str:
+    """A dead letter as dead_letters.dead_letter_body writes it (the fields the read-through needs)."""
+    letter = {
+        "referenceId": None,
+        "reason": "not_found",
+        "httpStatus": 404,
+        "detail": "Reference ID not found.",
+        "originalBody": body,
+        "messageId": "m-1",
+        "failedAt": "2026-11-29T12:00:00.000Z",
+        "attempts": 1,
+        **extra,
+    }
+    return json.dumps(letter)
+
+
+def test_a_redriven_dead_letter_is_read_through_to_its_first_body():
+    first = eventbridge({"referenceId": "ref-9", "taskToken": "tok", "passthrough": {"tenant": "a"}})
+    request = parse_request(dead_letter_of(first, referenceId="ref-9"))
+    assert (request.reference_id, request.task_token, request.passthrough) == (
+        "ref-9",
+        "tok",
+        {"tenant": "a"},
+    )
+    assert (request.envelope, request.original_body) == ("eventbridge", first)
+    # A letter of a letter (written before the read-through existed) gives the innermost body.
+    assert parse_request(dead_letter_of(dead_letter_of(first))).original_body == first
+
+
+def test_a_redriven_malformed_message_stays_malformed_with_its_first_body():
+    with pytest.raises(MalformedRequest) as caught:
+        parse_request(dead_letter_of("not json"))
+    assert caught.value.original_body == "not json"
+
+
+def test_a_truncated_dead_letter_is_read_by_its_top_level_reference_id():
+    letter = dead_letter_of('{"referenceId": "ref-9", "passthrough": "xx', referenceId="ref-9")
+    truncated = json.dumps({**json.loads(letter), "originalBodyTruncated": True})
+    request = parse_request(truncated)
+    assert (request.reference_id, request.original_body, request.envelope) == ("ref-9", None, "direct")

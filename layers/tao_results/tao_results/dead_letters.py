@@ -51,14 +51,18 @@ def dead_letter_body(
     error: PermanentError,
     failed_at: datetime,
     last: ProcessingError | None = None,
+    first_body: str | None = None,
 ) -> dict[str, Any]:
-    """The DLQ body; ``last`` is the failure that exhausted the retries (``retries_exhausted``)."""
+    """The DLQ body; ``last`` is the failure that exhausted the retries (``retries_exhausted``);
+    ``first_body`` the body a redriven dead letter carried (kept instead of nesting the letter)."""
     body: dict[str, Any] = {
         **dead_letter_summary(reference_id, error, record.message_id),
-        "originalBody": original_body(record),
+        "originalBody": first_body if first_body is not None else original_body(record),
         "failedAt": failed_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "attempts": receive_count(record),
     }
+    if first_body is not None:
+        body["redriven"] = True
     if last is not None:
         body["lastReason"] = last.reason
         body["lastHttpStatus"] = last.http_status
@@ -131,11 +135,12 @@ class DeadLetterQueue:
         reference_id: str | None,
         error: PermanentError,
         last: ProcessingError | None = None,
+        first_body: str | None = None,
     ) -> None:
         """Send the dead letter; if that fails the record must be retried, so raise TransientError."""
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - lazy boto import
 
-        body = dead_letter_body(record, reference_id, error, self._clock(), last)
+        body = dead_letter_body(record, reference_id, error, self._clock(), last, first_body)
         extra: dict[str, str] = {}
         if self._fifo:
             extra = {

@@ -8,13 +8,20 @@ The body is one of three envelopes (see README, "Integrations"):
   "Amazon SNS message and JSON formats");
 * ``eventbridge``: an EventBridge event sent to an SQS target: ``source``, ``detail-type`` and the
   request object in ``detail`` (EventBridge user guide, "Amazon EventBridge events").
+
+A dead letter of ours moved back to the source queue (``tao-results dlq redrive``, SQS's
+``StartMessageMoveTask``) is read through: its whole ``originalBody`` is the request again, in
+whichever envelope it came, so its ``taskToken`` and ``passthrough`` still count, and the request
+keeps that body (:attr:`Request.original_body`) for a dead letter that does not nest the old one.
+A truncated dead letter (``originalBodyTruncated``) has lost the rest of the body: its top-level
+``referenceId`` is the request.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tao_results.errors import PermanentError
@@ -38,6 +45,8 @@ class Request:
     task_token: str | None = None
     passthrough: Any = None
     envelope: str = ENVELOPE_DIRECT
+    # The body the request was first sent in, when it came back inside one of our dead letters.
+    original_body: str | None = None
 
 
 class MalformedRequest(PermanentError):
@@ -56,6 +65,7 @@ class MalformedRequest(PermanentError):
         self.reference_id = reference_id
         self.task_token = task_token
         self.passthrough = passthrough
+        self.original_body: str | None = None  # as Request.original_body
 
 
 def is_valid_reference_id(value: object) -> bool:
@@ -65,6 +75,15 @@ def is_valid_reference_id(value: object) -> bool:
 def parse_request(body: object) -> Request:
     """The request in an SQS body, whichever envelope carries it; raises :class:`MalformedRequest`."""
     payload = _json_object(body, "the body")
+    original = _redriven_body(payload)
+    if original is not None:
+        # A letter of a letter (sent before this read-through) gives the innermost body.
+        try:
+            inner = parse_request(original)
+        except MalformedRequest as malformed:
+            malformed.original_body = malformed.original_body or original
+            raise
+        return replace(inner, original_body=inner.original_body or original)
     envelope = ENVELOPE_DIRECT
     if payload.get("Type") == "Notification" and "Message" in payload:
         envelope = ENVELOPE_SNS
@@ -75,6 +94,15 @@ def parse_request(body: object) -> Request:
             raise MalformedRequest("the EventBridge event's detail must be a JSON object")
         payload = payload["detail"]
     return _request(payload, envelope)
+
+
+def _redriven_body(payload: dict[str, Any]) -> str | None:
+    """The ``originalBody`` of one of our dead letters (see dead_letters), whole; else None."""
+    is_dead_letter = {"reason", "originalBody", "messageId", "failedAt"} <= payload.keys()
+    original = payload.get("originalBody")
+    if is_dead_letter and isinstance(original, str) and payload.get("originalBodyTruncated") is not True:
+        return original
+    return None
 
 
 def _request(payload: dict[str, Any], envelope: str) -> Request:

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -68,19 +67,12 @@ class RecordProcessor:
                 # Read (once per queue) while there is time, not after a failure at the deadline.
                 self.retries.receive_limit(record)
                 if not isinstance(request, Request):
-                    self._dead_letter(record, reference_id, request, deadline)
+                    self._dead_letter(record, request, request, deadline)
                 else:
                     self._copy_or_dead_letter(record, request, deadline)
             except TransientError as error:
                 if self._last_delivery(record, deadline):
-                    self._dead_letter(
-                        record,
-                        reference_id,
-                        _exhausted(error),
-                        deadline,
-                        last=error,
-                        request=_request(request),
-                    )
+                    self._dead_letter(record, request, _exhausted(error), deadline, last=error)
                     return
                 self._retry_later(record, error, deadline)
                 raise
@@ -90,14 +82,7 @@ class RecordProcessor:
                 self.telemetry.logger.exception("Unexpected error, the message will be retried")
                 if self._last_delivery(record, deadline):
                     internal = TransientError("internal_error", type(bug).__name__)
-                    self._dead_letter(
-                        record,
-                        reference_id,
-                        _exhausted(internal),
-                        deadline,
-                        last=internal,
-                        request=_request(request),
-                    )
+                    self._dead_letter(record, request, _exhausted(internal), deadline, last=internal)
                     return
                 self.telemetry.transient_failure("unexpected_error")
                 raise
@@ -107,7 +92,7 @@ class RecordProcessor:
         try:
             stored = self._copy_with_retries(reference_id, record, deadline)
         except PermanentError as error:
-            self._dead_letter(record, reference_id, error, deadline, request=request)
+            self._dead_letter(record, request, error, deadline)
             return
         result = stored.copy
         if stored.unchanged:
@@ -218,15 +203,17 @@ class RecordProcessor:
     def _dead_letter(
         self,
         record: SQSRecord,
-        reference_id: str | None,
+        parsed: Request | MalformedRequest,
         error: PermanentError,
         deadline: Deadline,
         last: TransientError | None = None,
-        request: Request | None = None,
     ) -> None:
+        """Dead-letter ``record``; ``parsed`` is what its body said (a malformed request may still
+        carry a valid referenceId, taskToken and passthrough, and a redriven one its first body)."""
+        reference_id = parsed.reference_id
         # A dead letter after the work deadline (retries exhausted by a stall) still gets sent.
         with deadline_scope(deadline.for_cleanup()):
-            self.dead_letters.send(record, reference_id, error, last)
+            self.dead_letters.send(record, reference_id, error, last, parsed.original_body)
         self.telemetry.permanent_failure(error.reason)
         self.telemetry.logger.error(
             "Permanent failure, message dead-lettered",
@@ -241,10 +228,9 @@ class RecordProcessor:
         )
         # After the dead letter: if this fails the record is retried and dead-lettered again
         # (a duplicate dead letter with the same messageId, see README "Integrations").
-        task_token, passthrough = _callback_fields(request, error)
-        detail = dead_lettered_detail(reference_id, error, record.message_id, passthrough)
+        detail = dead_lettered_detail(reference_id, error, record.message_id, parsed.passthrough)
         with deadline_scope(deadline.for_cleanup()):
-            self.announcer.dead_lettered(detail, task_token)
+            self.announcer.dead_lettered(detail, parsed.task_token)
 
     @contextmanager
     def _correlated(self, reference_id: str | None) -> Iterator[None]:
@@ -263,20 +249,6 @@ def _parse(record: SQSRecord) -> Request | MalformedRequest:
         return parse_request(original_body(record))
     except MalformedRequest as malformed:
         return malformed
-
-
-def _request(parsed: Request | MalformedRequest) -> Request | None:
-    return parsed if isinstance(parsed, Request) else None
-
-
-def _callback_fields(request: Request | None, error: PermanentError) -> tuple[str | None, Any]:
-    """The taskToken and passthrough to report a dead letter with (a malformed request may still
-    carry valid ones)."""
-    if request is not None:
-        return request.task_token, request.passthrough
-    if isinstance(error, MalformedRequest):
-        return error.task_token, error.passthrough
-    return None, None
 
 
 def _exhausted(last: TransientError) -> PermanentError:
