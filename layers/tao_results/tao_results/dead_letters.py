@@ -24,7 +24,7 @@ from tao_results.redaction import SECRETS
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef, SendMessageRequestTypeDef
 
 DEAD_LETTER_SCHEMA_VERSION = "1"
 # The default (and the template's) MaximumMessageSize of an SQS queue, less room for the attributes.
@@ -141,19 +141,16 @@ class DeadLetterQueue:
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - lazy boto import
 
         body = dead_letter_body(record, reference_id, error, self._clock(), last, first_body)
-        extra: dict[str, str] = {}
+        request: SendMessageRequestTypeDef = {
+            "QueueUrl": self._queue_url,
+            "MessageBody": serialise(body),
+            "MessageAttributes": dead_letter_attributes(reference_id, error),
+        }
         if self._fifo:
-            extra = {
-                "MessageGroupId": reference_id or "malformed",
-                "MessageDeduplicationId": record.message_id[:128],
-            }
+            request["MessageGroupId"] = reference_id or "malformed"
+            request["MessageDeduplicationId"] = record.message_id[:128]
         try:
-            self._sqs().send_message(
-                QueueUrl=self._queue_url,
-                MessageBody=serialise(body),
-                MessageAttributes=dead_letter_attributes(reference_id, error),
-                **extra,  # type: ignore[arg-type]
-            )
+            self._sqs().send_message(**request)
         except (BotoCoreError, ClientError) as send_error:
             raise TransientError(
                 "dead_letter_unavailable", f"could not dead-letter ({error.reason}): {send_error}"
