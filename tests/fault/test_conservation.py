@@ -52,16 +52,23 @@ def everything_captured(buffer: io.StringIO) -> Iterator[io.StringIO]:
     root.setLevel(logging.DEBUG)
     # A Powertools logger configured by an earlier test keeps its handler: point it here too.
     streams = [h for h in logging.getLogger(SERVICE).handlers if isinstance(h, logging.StreamHandler)]
-    previous_streams = [h.setStream(buffer) for h in streams]
+    # Swapped without setStream: it flushes the old stream, which may be an earlier test's
+    # captured stdout, closed since.
+    previous_streams = [_swap_stream(h, buffer) for h in streams]
     try:
         with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
             yield buffer
     finally:
         for stream_handler, stream in zip(streams, previous_streams, strict=True):
-            if stream is not None:
-                stream_handler.setStream(stream)
+            _swap_stream(stream_handler, stream)
         root.removeHandler(handler)
         root.setLevel(previous_level)
+
+
+def _swap_stream(handler: logging.StreamHandler[Any], stream: Any) -> Any:
+    with handler.lock or contextlib.nullcontext():
+        previous, handler.stream = handler.stream, stream
+    return previous
 
 
 @pytest.fixture(scope="module")

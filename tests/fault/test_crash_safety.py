@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tao_emulator import TaoEmulator
 from tests.support.aws_stack import wait_until
 from tests.support.faulty_s3_proxy import FaultyS3Proxy
 from tests.support.harness import Harness, HarnessFactory
+from tests.template.test_template import load_cfn_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -106,25 +106,10 @@ def test_sigkill_mid_copy_then_redelivery_leaves_one_correct_object(
 # ---- the lifecycle rule that cleans up after such crashes ----------------------------------------
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short tags (!Ref, !If, !Sub, ...) read as plain values."""
-
-
-def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return {suffix: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {suffix: loader.construct_sequence(node, deep=True)}
-    return {suffix: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
-
-
-_CloudFormationLoader.add_multi_constructor("!", _any_tag)
-
-
 def test_template_lifecycle_rule_aborts_orphaned_multipart_uploads() -> None:
     if not TEMPLATE.exists():
         pytest.skip("template.yaml is not there yet: this check runs once it is")
-    template = yaml.load(TEMPLATE.read_text(), Loader=_CloudFormationLoader)
+    template = load_cfn_yaml(TEMPLATE)
     buckets = {
         name: resource
         for name, resource in template["Resources"].items()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from cfnlint.decode import cfn_yaml
 
 from tao_results import memory_budget
 from tao_results.config import load_settings
@@ -33,33 +33,10 @@ SQS_RETENTION_MAX = 1_209_600
 # ----------------------------------------------------------------------------- loading
 
 
-class CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns CloudFormation short-form tags into their long form."""
-
-
-def _construct_tag(loader: CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "Condition":
-        return {"Condition": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        resource, _, attribute = value.partition(".")
-        return {"Fn::GetAtt": [resource, attribute]}
-    return {f"Fn::{tag_suffix}": value}
-
-
-CfnLoader.add_multi_constructor("!", _construct_tag)
-
-
 def load_cfn_yaml(path: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=CfnLoader)
+    """The template with CloudFormation's short-form tags (``!Ref``, ``!Sub``, ``!GetAtt a.b``) in
+    their long form (``{"Ref": ...}``, ``{"Fn::Sub": ...}``), read by cfn-lint's own decoder."""
+    loaded: dict[str, Any] = cfn_yaml.load(str(path))
     return loaded
 
 
