@@ -8,12 +8,8 @@ In-process API (:class:`TaoEmulator`; :class:`EmulatorAdmin` has the same method
 ---------------------------------------------------------------------------------------------
 ``TaoEmulator(host="127.0.0.1", port=0, **settings)``, ``start() -> self``, ``stop()``, context
 manager, ``base_url``, ``host``, ``port``;
-``add_result(reference_id, *, size=None, content=None, filename="result.csv",
-content_type="text/csv", content_disposition=DEFAULT, ready_after_calls=0, seed=None,
-content_encoding=None, header_charset="latin-1") -> ResultInfo`` (``content_disposition=None`` omits
-the header, a string is sent raw; ``content_encoding`` is sent as ``Content-Encoding`` whatever the
-client's ``Accept-Encoding``, the bytes served as given; ``header_charset="utf-8"`` puts
-``Content-Type``/``Content-Disposition`` on the wire as raw UTF-8 instead of Latin-1); ``result_info(ref)``,
+``add_result(reference_id, **options) -> ResultInfo`` (the keyword arguments, their defaults and
+meaning: :class:`~tao_emulator.results.ResultOptions`); ``result_info(ref)``,
 ``remove_result(ref)``; ``add_fault(Fault)``, ``clear_faults()``, ``faults()`` (remaining);
 ``configure(**settings)``, ``settings()``; ``rotate_secret(new)`` (old secret stops working, issued
 tokens stay valid); ``revoke_tokens()``; ``set_scopes([...])`` (for tokens issued afterwards);
@@ -30,6 +26,7 @@ signed URLs).
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import json
 import subprocess
 from collections.abc import Callable
@@ -39,7 +36,7 @@ import requests
 
 from tao_emulator.faults import Fault, _decode_bytes, _encode_bytes
 from tao_emulator.handler import _HandlerBase
-from tao_emulator.results import DEFAULT, ResultInfo, _Default
+from tao_emulator.results import DEFAULT, ResultInfo, ResultOptions, options_as_keywords
 
 if TYPE_CHECKING:
     from tao_emulator.server import TaoEmulator
@@ -65,17 +62,27 @@ _ADMIN_PLAIN_METHODS = frozenset(
         "issued_url_credentials",
     ]
 )
+#: Every method of the admin API (``POST /_emulator/{method}``); :class:`EmulatorAdmin` has each.
+ADMIN_METHODS = _ADMIN_PLAIN_METHODS | {"add_result", "add_fault", "faults", "result_info"}
+
+
+def _options_json(options: ResultOptions) -> dict[str, Any]:
+    """``options`` as the admin API takes them: ``content`` as ``{"base64": ..}``, :data:`DEFAULT`
+    left out (the server's default)."""
+    arguments = {field.name: getattr(options, field.name) for field in dataclasses.fields(options)}
+    arguments["content"] = _encode_bytes(options.content)
+    if options.content_disposition is DEFAULT:
+        del arguments["content_disposition"]
+    return arguments
 
 
 def _admin_call(emulator: TaoEmulator, method: str, arguments: dict[str, Any]) -> Any:
     """Run one admin method from its JSON form (used by the ``/_emulator/`` endpoints)."""
     if method == "add_result":
-        arguments = dict(arguments)
-        if isinstance(arguments.get("content"), dict):
-            arguments["content"] = _decode_bytes(arguments["content"])
-        if "content_disposition" not in arguments:
-            arguments["content_disposition"] = DEFAULT
-        return emulator.add_result(**arguments).to_dict()
+        options = dict(arguments)
+        if isinstance(options.get("content"), dict):
+            options["content"] = _decode_bytes(options["content"])
+        return emulator.add_result(options.pop("reference_id"), **options).to_dict()
     if method == "add_fault":
         emulator.add_fault(Fault.from_dict(arguments["fault"]))
         return None
@@ -135,34 +142,12 @@ class EmulatorAdmin:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def add_result(
-        self,
-        reference_id: str,
-        *,
-        size: int | None = None,
-        content: bytes | None = None,
-        filename: str = "result.csv",
-        content_type: str = "text/csv",
-        content_disposition: str | _Default | None = DEFAULT,
-        ready_after_calls: int = 0,
-        seed: int | None = None,
-        content_encoding: str | None = None,
-        header_charset: str = "latin-1",
-    ) -> ResultInfo:
-        arguments: dict[str, Any] = {
-            "reference_id": reference_id,
-            "size": size,
-            "content": _encode_bytes(content),
-            "filename": filename,
-            "content_type": content_type,
-            "ready_after_calls": ready_after_calls,
-            "seed": seed,
-            "content_encoding": content_encoding,
-            "header_charset": header_charset,
-        }
-        if content_disposition is not DEFAULT:
-            arguments["content_disposition"] = content_disposition
-        return ResultInfo.from_dict(self._call("add_result", **arguments))
+    @options_as_keywords(ResultOptions)
+    def add_result(self, reference_id: str, options: ResultOptions) -> ResultInfo:
+        """:meth:`TaoEmulator.add_result` over HTTP (same keyword arguments: :class:`ResultOptions`)."""
+        return ResultInfo.from_dict(
+            self._call("add_result", reference_id=reference_id, **_options_json(options))
+        )
 
     def result_info(self, reference_id: str) -> ResultInfo | None:
         data = self._call("result_info", reference_id=reference_id)

@@ -1,9 +1,10 @@
 """An emulator in a child process, for the demo and the benchmarks.
 
-CLI: ``python -m tao_emulator --host 127.0.0.1 --port 0 [--client-id ..]
-[--client-secret ..] [--latency-ms N]`` prints one JSON line ``{"base_url": ...}`` once listening
-and serves until SIGTERM/SIGINT. :func:`spawn_emulator` / :func:`running_emulator_process` start
-that in a child process and hand back an :class:`EmulatorAdmin`.
+CLI: ``python -m tao_emulator [--host 127.0.0.1] [--port 0] [--client-id ..] ...`` (``--help``
+lists the options: :data:`~tao_emulator.settings.CLI_SETTINGS`) prints one JSON line
+``{"base_url": ...}`` once listening and serves until SIGTERM/SIGINT. :func:`spawn_emulator` /
+:func:`running_emulator_process` start that in a child process (the settings the CLI takes as
+options, the others through ``configure``) and hand back an :class:`EmulatorAdmin`.
 """
 
 from __future__ import annotations
@@ -20,15 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from tao_emulator.admin import EmulatorAdmin
+from tao_emulator.settings import CLI_SETTINGS, cli_flag
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-_CLI_SETTINGS = {
-    "client_id": "--client-id",
-    "client_secret": "--client-secret",
-    "latency_ms": "--latency-ms",
-    "tls_cert_file": "--tls-cert-file",
-    "tls_key_file": "--tls-key-file",
-}
 
 
 def spawn_emulator(
@@ -36,9 +31,9 @@ def spawn_emulator(
 ) -> tuple[subprocess.Popen[str], EmulatorAdmin]:
     """Start ``python -m tao_emulator`` in a child process; caller stops it."""
     command = [sys.executable, "-m", "tao_emulator", "--host", host, "--port", str(port)]
-    for name, flag in _CLI_SETTINGS.items():
+    for name in CLI_SETTINGS:
         if name in settings:
-            command += [flag, str(settings.pop(name))]
+            command += [cli_flag(name), str(settings.pop(name))]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT / "devtools"), env.get("PYTHONPATH")]))
     process = subprocess.Popen(command, cwd=_REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)

@@ -28,9 +28,9 @@ from urllib.parse import unquote
 from tao_emulator.admin import ADMIN_PREFIX, _AdminEndpoint
 from tao_emulator.download_api import _DOWNLOAD_RE, _DownloadApi
 from tao_emulator.faults import _SUCCESS_PHASE_KINDS, Fault, _FaultEngine
-from tao_emulator.results import DEFAULT, ResultInfo, _Body, _Default, _Result
+from tao_emulator.results import DEFAULT, ResultInfo, ResultOptions, _Body, _Result, options_as_keywords
 from tao_emulator.s3_errors import _S3_STATUS_ERRORS, _s3_error
-from tao_emulator.settings import _Settings
+from tao_emulator.settings import Settings
 from tao_emulator.storage import STORAGE_PREFIX, _StorageEndpoint, _UrlSigner
 from tao_emulator.tokens import TOKEN_PATH, _Token, _TokenEndpoint, _TokenStore
 
@@ -86,7 +86,7 @@ class TaoEmulator(_FaultEngine, _TokenStore, _UrlSigner):
             raise ValueError(f"the emulator binds to loopback only, not {host!r}")
         self.host = host
         self._requested_port = port
-        self._settings = _Settings()
+        self._settings = Settings()
         self._settings.update(settings)
         self._lock = threading.RLock()
         self._signing_key = secrets.token_bytes(32)
@@ -198,43 +198,32 @@ class TaoEmulator(_FaultEngine, _TokenStore, _UrlSigner):
 
     # ---- admin API -----------------------------------------------------------------------------
 
-    def add_result(
-        self,
-        reference_id: str,
-        *,
-        size: int | None = None,
-        content: bytes | None = None,
-        filename: str = "result.csv",
-        content_type: str = "text/csv",
-        content_disposition: str | _Default | None = DEFAULT,
-        ready_after_calls: int = 0,
-        seed: int | None = None,
-        content_encoding: str | None = None,
-        header_charset: str = "latin-1",
-    ) -> ResultInfo:
-        """Register (or replace) a result; computes its sha256 once, streaming."""
-        if content is not None and size is not None and size != len(content):
+    @options_as_keywords(ResultOptions)
+    def add_result(self, reference_id: str, options: ResultOptions) -> ResultInfo:
+        """Register (or replace) a result (keyword arguments: :class:`ResultOptions`); computes its
+        sha256 once, streaming."""
+        if options.content is not None and options.size is not None and options.size != len(options.content):
             raise ValueError("size and len(content) differ")
-        if header_charset not in ("latin-1", "utf-8"):
+        if options.header_charset not in ("latin-1", "utf-8"):
             raise ValueError("header_charset must be 'latin-1' or 'utf-8'")
-        effective_seed = self._settings.content_seed if seed is None else seed
-        body = _Body(reference_id, size, content, effective_seed)
+        seed = self._settings.content_seed if options.seed is None else options.seed
+        body = _Body(reference_id, options.size, options.content, seed)
         sha256 = body.sha256()  # outside the lock: may take seconds for GiB results
-        disposition = (
-            f'attachment; filename="{filename}"' if content_disposition is DEFAULT else content_disposition
-        )
+        disposition = options.content_disposition
+        if disposition is DEFAULT:
+            disposition = f'attachment; filename="{options.filename}"'
         info = ResultInfo(
             reference_id=reference_id,
             size=body.size,
             sha256=sha256,
             etag=f'"{sha256[:32]}"',
-            filename=filename,
-            content_type=content_type,
+            filename=options.filename,
+            content_type=options.content_type,
             content_disposition=disposition,
-            ready_after_calls=ready_after_calls,
-            seed=None if content is not None else effective_seed,
-            content_encoding=content_encoding,
-            header_charset=header_charset,
+            ready_after_calls=options.ready_after_calls,
+            seed=None if options.content is not None else seed,
+            content_encoding=options.content_encoding,
+            header_charset=options.header_charset,
         )
         with self._lock:
             self._results[reference_id] = _Result(info=info, body=body)

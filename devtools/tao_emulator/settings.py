@@ -37,7 +37,10 @@ from tao_emulator.tokens import _EXPIRES_IN_FORMS, TOKEN_AUTH_METHODS, TOKEN_REJ
 
 
 @dataclasses.dataclass
-class _Settings:
+class Settings:
+    """The knobs with their defaults (the one place they are written; the CLI takes its defaults
+    from here); each is described in the module docstring."""
+
     client_id: str = "demo-client"
     client_secret: str = "demo-secret"
     token_expires_in: int = 3600
@@ -91,6 +94,40 @@ class _Settings:
             bytes.fromhex(str(values["signing_key"]))  # ValueError unless hex
         for name, value in values.items():
             setattr(self, name, list(value) if isinstance(value, list | tuple) else value)
+
+
+#: The settings ``python -m tao_emulator`` takes as options (``--client-id`` for ``client_id``), with
+#: their metavar and help; the option's type and default are the field's. The rest are set through
+#: ``configure``. The TLS files are here because ``start()`` reads them, before any admin call.
+CLI_SETTINGS: dict[str, tuple[str, str]] = {
+    "client_id": ("ID", "the OAuth2 client_id the token endpoint accepts"),
+    "client_secret": ("SECRET", "the client_secret it accepts with it"),
+    "latency_ms": (
+        "MS",
+        "milliseconds slept before every token, Download API and storage answer (not admin calls)",
+    ),
+    "token_expires_in": (
+        "SECONDS",
+        "seconds an issued access token lives (its expires_in), on the emulator's clock",
+    ),
+    "signed_url_ttl": (
+        "SECONDS",
+        "seconds an issued signed URL stays valid (X-Amz-Expires), on the emulator's clock",
+    ),
+    "tls_cert_file": (
+        "PEM",
+        "serve HTTPS, admin API included, with this certificate (chain) file; empty: plain HTTP",
+    ),
+    "tls_key_file": (
+        "PEM",
+        "the private key file of --tls-cert-file; empty: the key is in the certificate file",
+    ),
+}
+
+
+def cli_flag(name: str) -> str:
+    """The CLI option of a setting: ``client_id`` -> ``--client-id``."""
+    return "--" + name.replace("_", "-")
 
 
 _SETTING_CHOICES: dict[str, frozenset[str]] = {

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tao_emulator.faults import Fault
     from tao_emulator.results import _Result
-    from tao_emulator.settings import _Settings
+    from tao_emulator.settings import Settings
     from tao_emulator.tokens import _Token
 
 
@@ -19,7 +19,7 @@ class _State:
     token store, URL signer), and the small helpers they all use."""
 
     _lock: threading.RLock
-    _settings: _Settings
+    _settings: Settings
     _stopping: threading.Event
     _signing_key: bytes
     _results: dict[str, _Result]

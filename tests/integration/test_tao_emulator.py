@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
+import inspect
 import json
 import shutil
 import signal
@@ -11,17 +13,25 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import requests
 
 from tao_emulator import (
+    DEFAULT,
     EmulatorAdmin,
     Fault,
+    ResultOptions,
+    Settings,
     TaoEmulator,
     running_emulator_process,
 )
+from tao_emulator.__main__ import build_parser
+from tao_emulator.admin import ADMIN_METHODS
+from tao_emulator.settings import CLI_SETTINGS
 
 TOKEN_PATH = "/api/v1/upload/v1/oauth2/tokens"
 CREDENTIALS = {"grant_type": "client_credentials", "client_id": "demo-client", "client_secret": "demo-secret"}
@@ -742,3 +752,94 @@ def test_tls_setting_serves_every_endpoint_over_https(tmp_path):
             # A client that does not trust the local CA is refused at the handshake.
             with pytest.raises(requests.exceptions.SSLError):
                 http.get(url, timeout=5)
+
+
+def test_cli_help_gives_every_option_its_meaning_and_the_settings_default() -> None:
+    parser = build_parser()
+    address = inspect.signature(TaoEmulator).parameters
+    settings = dataclasses.asdict(Settings())
+    options = [action for action in parser._actions if action.dest != "help"]
+    assert {action.dest for action in options} == {"host", "port", *CLI_SETTINGS}
+    for action in options:
+        assert action.option_strings == ["--" + action.dest.replace("_", "-")]
+        expected = address[action.dest].default if action.dest in address else settings[action.dest]
+        assert action.default == expected, action.dest
+        assert type(action.default) is type(expected), action.dest
+        assert action.help, action.dest
+        shown = repr(expected) if expected == "" else str(expected)
+        assert action.help.endswith(f"(default: {shown})"), action.help
+    assert vars(parser.parse_args([])) == {
+        "host": address["host"].default,
+        "port": address["port"].default,
+        **{name: settings[name] for name in CLI_SETTINGS},
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "tao_emulator", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert completed.stdout == parser.format_help()
+    for needed in ("any free port", '{"base_url": ', "POST {base_url}/_emulator/{method}", "EmulatorAdmin"):
+        assert needed in completed.stdout, needed
+    for name in sorted(ADMIN_METHODS) + sorted(settings):
+        assert name in completed.stdout, name
+
+
+def test_admin_client_takes_the_same_arguments_as_the_emulator() -> None:
+    client_methods = {
+        name
+        for name, member in vars(EmulatorAdmin).items()
+        if callable(member) and not name.startswith("_") and name != "close"
+    }
+    assert client_methods == ADMIN_METHODS
+    for name in sorted(ADMIN_METHODS):
+        client = inspect.signature(getattr(EmulatorAdmin, name))
+        server = inspect.signature(getattr(TaoEmulator, name))
+        assert [(p.name, p.kind, p.default, p.annotation) for p in client.parameters.values()] == [
+            (p.name, p.kind, p.default, p.annotation) for p in server.parameters.values()
+        ], name
+    keywords = inspect.signature(TaoEmulator.add_result).parameters
+    assert {name: keywords[name].default for name in keywords if name not in ("self", "reference_id")} == {
+        field.name: field.default for field in dataclasses.fields(ResultOptions)
+    }
+
+
+def test_admin_add_result_carries_every_option_as_the_emulator_takes_it(emu: TaoEmulator) -> None:
+    generated: dict[str, Any] = {"size": 3000, "seed": 7, "ready_after_calls": 2, "content_encoding": "gzip"}
+    exact: dict[str, Any] = {
+        "content": b"\x00a,b\n\xff",
+        "filename": "r\u00e9sultat.csv",
+        "content_type": "text/csv; charset=utf-8",
+        "content_disposition": "inline",
+        "header_charset": "utf-8",
+    }
+    defaults = ResultOptions()
+    assert {*generated, *exact} == {field.name for field in dataclasses.fields(ResultOptions)}
+    assert all(getattr(defaults, name) != value for name, value in {**generated, **exact}.items())
+    with EmulatorAdmin(emu.base_url) as admin:
+        for options in (
+            {"size": 10},
+            {"content": b"x"},
+            {"size": 10, "content_disposition": None},
+            generated,
+            exact,
+        ):
+            in_process = emu.add_result("ref-a", **options)
+            assert emu.result_info("ref-a") == in_process
+            assert admin.add_result("ref-a", **options) == in_process, options
+            assert admin.result_info("ref-a") == in_process
+    assert in_process.content_disposition == "inline"
+    assert emu.add_result("ref-b", size=1).content_disposition == 'attachment; filename="result.csv"'
+    assert DEFAULT is defaults.content_disposition
+
+
+def test_readme_layout_names_every_emulator_module() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    layout = readme[
+        readme.index("`tao_emulator/`, the TAO Advance emulator") : readme.index("`tao_results_demo/`")
+    ]
+    modules = {path.stem for path in (root / "devtools" / "tao_emulator").glob("*.py")} - {"__init__"}
+    assert {module for module in modules if f"`{module}`" not in layout} == set()
