@@ -56,6 +56,8 @@ from tao_results.s3_upload import S3Calls
 from tao_results.url_policy import SignedUrlPolicy
 
 if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_sqs import SQSClient
@@ -108,22 +110,40 @@ class CheckFailed(Exception):
     """Raised by a check: FAIL, with this detail."""
 
 
-def _lazy_client(service: str) -> Callable[[], Any]:
-    """A factory that creates the boto3 client on first use and then hands out the same one."""
-    created: list[Any] = []
+def _lazy(create: Callable[[], T]) -> Callable[[], T]:
+    """A factory that calls ``create`` on first use and then hands out the same object."""
+    created: list[T] = []
 
-    def client() -> Any:
+    def client() -> T:
         if not created:
-            import boto3  # noqa: PLC0415 - only the doctor needs these clients
-            from botocore.config import Config  # noqa: PLC0415
-
-            config = Config(
-                retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30
-            )
-            created.append(boto3.session.Session().client(service, config=config))  # type: ignore[call-overload]
+            created.append(create())
         return created[0]
 
     return client
+
+
+def _session_and_config() -> tuple[boto3.session.Session, Config]:
+    import boto3  # noqa: PLC0415 - only the doctor needs these clients
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+    return boto3.session.Session(), config
+
+
+# One function per service: boto3's stubs type ``client`` by its literal service name.
+def _cloudformation_client() -> CloudFormationClient:
+    session, config = _session_and_config()
+    return session.client("cloudformation", config=config)
+
+
+def _lambda_client() -> LambdaClient:
+    session, config = _session_and_config()
+    return session.client("lambda", config=config)
+
+
+def _sqs_client() -> SQSClient:
+    session, config = _session_and_config()
+    return session.client("sqs", config=config)
 
 
 def _function_clients(settings: Settings) -> AwsClients:
@@ -136,10 +156,10 @@ class DoctorClients:
     """Client factories (a test may swap one, e.g. for a Lambda client that is always denied)."""
 
     cloudformation: Callable[[], CloudFormationClient] = field(
-        default_factory=lambda: _lazy_client("cloudformation")
+        default_factory=lambda: _lazy(_cloudformation_client)
     )
-    lambda_: Callable[[], LambdaClient] = field(default_factory=lambda: _lazy_client("lambda"))
-    sqs: Callable[[], SQSClient] = field(default_factory=lambda: _lazy_client("sqs"))
+    lambda_: Callable[[], LambdaClient] = field(default_factory=lambda: _lazy(_lambda_client))
+    sqs: Callable[[], SQSClient] = field(default_factory=lambda: _lazy(_sqs_client))
     function: Callable[[Settings], AwsClients] = _function_clients
 
 

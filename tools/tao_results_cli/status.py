@@ -28,11 +28,12 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
 # template.yaml's Globals: POWERTOOLS_METRICS_NAMESPACE and POWERTOOLS_SERVICE_NAME.
 METRICS_NAMESPACE = "TaoResultsToS3"
 SERVICE_NAME = "tao-results-to-s3"
-DEPTH_ATTRIBUTES = {
+DEPTH_ATTRIBUTES: dict[str, QueueAttributeNameType] = {
     "visible": "ApproximateNumberOfMessages",
     "in_flight": "ApproximateNumberOfMessagesNotVisible",
     "delayed": "ApproximateNumberOfMessagesDelayed",
@@ -82,9 +83,9 @@ def queue_depth(sqs: SQSClient, url: str) -> dict[str, int]:
     """Visible, in-flight and delayed messages (approximate, as SQS says)."""
     attributes = sqs.get_queue_attributes(
         QueueUrl=url,
-        AttributeNames=list(DEPTH_ATTRIBUTES.values()),  # type: ignore[arg-type]
+        AttributeNames=list(DEPTH_ATTRIBUTES.values()),
     )["Attributes"]
-    return {key: int(attributes.get(name, "0")) for key, name in DEPTH_ATTRIBUTES.items()}  # type: ignore[call-overload]
+    return {key: int(attributes.get(name, "0")) for key, name in DEPTH_ATTRIBUTES.items()}
 
 
 def last_hour_copies(

@@ -24,7 +24,16 @@ from tao_results_cli.local.events import reference_id_of
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import MessageTypeDef
+    from mypy_boto3_sqs.type_defs import (
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        DeleteMessageBatchRequestEntryTypeDef,
+        ListMessageMoveTasksResultEntryTypeDef,
+        MessageAttributeValueOutputTypeDef,
+        MessageAttributeValueTypeDef,
+        MessageTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+        StartMessageMoveTaskRequestTypeDef,
+    )
 
 # The function's own pattern: the CLI refuses exactly what the function would dead-letter.
 REFERENCE_ID = REFERENCE_ID_PATTERN
@@ -88,7 +97,7 @@ def enqueue(
         for attempt in range(attempts):
             if attempt:
                 time.sleep(0.2 * 2**attempt)
-            response = sqs.send_message_batch(QueueUrl=queue_url, Entries=list(pending.values()))  # type: ignore[arg-type]
+            response = sqs.send_message_batch(QueueUrl=queue_url, Entries=list(pending.values()))
             for done in response.get("Successful", []):
                 result.sent[chunk[int(done["Id"])]] = done["MessageId"]
                 result.sent_count += 1
@@ -103,8 +112,10 @@ def enqueue(
     return result
 
 
-def _request_entry(entry_id: str, reference_id: str, body: str, fifo: bool) -> dict[str, Any]:
-    entry: dict[str, Any] = {"Id": entry_id, "MessageBody": body}
+def _request_entry(
+    entry_id: str, reference_id: str, body: str, fifo: bool
+) -> SendMessageBatchRequestEntryTypeDef:
+    entry: SendMessageBatchRequestEntryTypeDef = {"Id": entry_id, "MessageBody": body}
     if fifo:
         entry["MessageGroupId"] = reference_id
         entry["MessageDeduplicationId"] = uuid.uuid4().hex
@@ -266,11 +277,11 @@ def _receive(sqs: SQSClient, queue_url: str, count: int, visibility: int) -> lis
 def release(sqs: SQSClient, queue_url: str, receipt_handles: Sequence[str]) -> None:
     """Make received messages visible again now (ChangeMessageVisibilityBatch to 0)."""
     for start in range(0, len(receipt_handles), BATCH):
-        entries = [
+        entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
             {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": 0}
             for index, handle in enumerate(receipt_handles[start : start + BATCH])
         ]
-        sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)  # type: ignore[arg-type]
+        sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
 
 
 def list_dead_letters(sqs: SQSClient, dlq_url: str, limit: int = 100) -> list[DeadLetter]:
@@ -305,7 +316,7 @@ def start_move_task(
     sqs: SQSClient, source_arn: str, destination_arn: str | None, rate: int | None = None
 ) -> str:
     """Start SQS's own redrive (to each message's source queue when no destination); the task handle."""
-    request: dict[str, Any] = {"SourceArn": source_arn}
+    request: StartMessageMoveTaskRequestTypeDef = {"SourceArn": source_arn}
     if destination_arn:
         request["DestinationArn"] = destination_arn
     if rate:
@@ -321,7 +332,7 @@ def wait_for_move_task(
     *,
     poll_seconds: float = 2.0,
     timeout: float = 3600.0,
-    progress: Callable[[dict[str, Any]], None] | None = None,
+    progress: Callable[[ListMessageMoveTasksResultEntryTypeDef], None] | None = None,
 ) -> RedriveResult:
     """Poll ListMessageMoveTasks until our task (by handle, else by start time) is finished."""
     deadline = time.monotonic() + timeout
@@ -342,10 +353,10 @@ def wait_for_move_task(
         time.sleep(poll_seconds)
 
 
-def _find_task(sqs: SQSClient, source_arn: str, handle: str, started_ms: int) -> dict[str, Any] | None:
-    tasks: list[dict[str, Any]] = list(
-        sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=10).get("Results", [])  # type: ignore[arg-type]
-    )
+def _find_task(
+    sqs: SQSClient, source_arn: str, handle: str, started_ms: int
+) -> ListMessageMoveTasksResultEntryTypeDef | None:
+    tasks = sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=10).get("Results", [])
     for task in tasks:
         if task.get("TaskHandle") == handle:
             return task
@@ -402,30 +413,38 @@ def _copy(sqs: SQSClient, destination_url: str, messages: Sequence[MessageTypeDe
     """Send copies (body and attributes verbatim); return the originals whose copy was accepted."""
     entries = [_copy_entry(str(index), message) for index, message in enumerate(messages)]
     try:
-        response = sqs.send_message_batch(QueueUrl=destination_url, Entries=entries)  # type: ignore[arg-type]
+        response = sqs.send_message_batch(QueueUrl=destination_url, Entries=entries)
     except ClientError:
         return []
     return [messages[int(done["Id"])] for done in response.get("Successful", [])]
 
 
-def _copy_entry(entry_id: str, message: MessageTypeDef) -> dict[str, Any]:
-    entry: dict[str, Any] = {"Id": entry_id, "MessageBody": message.get("Body", "")}
+def _copy_entry(entry_id: str, message: MessageTypeDef) -> SendMessageBatchRequestEntryTypeDef:
+    entry: SendMessageBatchRequestEntryTypeDef = {"Id": entry_id, "MessageBody": message.get("Body", "")}
     attributes = {
-        name: {
-            key: value
-            for key, value in attribute.items()
-            if key in ("DataType", "StringValue", "BinaryValue")
-        }
-        for name, attribute in message.get("MessageAttributes", {}).items()
+        name: _copy_attribute(attribute) for name, attribute in message.get("MessageAttributes", {}).items()
     }
     if attributes:
         entry["MessageAttributes"] = attributes
     return entry
 
 
+def _copy_attribute(attribute: MessageAttributeValueOutputTypeDef) -> MessageAttributeValueTypeDef:
+    # DataType is required; the list values are "not implemented, reserved for future use" (SQS API
+    # reference, MessageAttributeValue), so a value is its string or its binary.
+    copy: MessageAttributeValueTypeDef = {"DataType": attribute["DataType"]}
+    if "StringValue" in attribute:
+        copy["StringValue"] = attribute["StringValue"]
+    if "BinaryValue" in attribute:
+        copy["BinaryValue"] = attribute["BinaryValue"]
+    return copy
+
+
 def _delete(sqs: SQSClient, queue_url: str, messages: Sequence[MessageTypeDef]) -> int:
     if not messages:
         return 0
-    entries = [{"Id": str(index), "ReceiptHandle": m["ReceiptHandle"]} for index, m in enumerate(messages)]
-    response = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)  # type: ignore[arg-type]
+    entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+        {"Id": str(index), "ReceiptHandle": m["ReceiptHandle"]} for index, m in enumerate(messages)
+    ]
+    response = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
     return len(response.get("Successful", []))

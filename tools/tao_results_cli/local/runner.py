@@ -49,7 +49,8 @@ from tao_results_cli.local.stats import (
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import MessageTypeDef
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+    from mypy_boto3_sqs.type_defs import DeleteMessageBatchRequestEntryTypeDef, MessageTypeDef
 
 LOGGER = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ MAX_RECEIVE = 10  # SQS's limit per ReceiveMessage
 MAX_BATCH_WITHOUT_WINDOW = 10  # Lambda's limit when MaximumBatchingWindowInSeconds is 0
 MAX_BATCH_WITH_WINDOW = 10_000
 MAX_WINDOW_SECONDS = 300
-EMPTY_ATTRIBUTES = (
+EMPTY_ATTRIBUTES: tuple[QueueAttributeNameType, ...] = (
     "ApproximateNumberOfMessages",
     "ApproximateNumberOfMessagesNotVisible",
     "ApproximateNumberOfMessagesDelayed",
@@ -200,12 +201,12 @@ class LocalEventSourceMapping:
         try:
             attributes = self.sqs.get_queue_attributes(
                 QueueUrl=self.config.queue_url,
-                AttributeNames=list(EMPTY_ATTRIBUTES),  # type: ignore[arg-type]
+                AttributeNames=list(EMPTY_ATTRIBUTES),
             )["Attributes"]
         except (BotoCoreError, ClientError) as error:
             LOGGER.warning("cannot read queue depth: %s", error)
             return False
-        return all(int(attributes.get(name, "0")) == 0 for name in EMPTY_ATTRIBUTES)  # type: ignore[call-overload]
+        return all(int(attributes.get(name, "0")) == 0 for name in EMPTY_ATTRIBUTES)
 
     def _warn_about_visibility(self) -> None:
         try:
@@ -375,11 +376,13 @@ class LocalEventSourceMapping:
                 break
             if attempt:
                 time.sleep(0.2 * 2**attempt)
-            entries = [{"Id": key, "ReceiptHandle": m["ReceiptHandle"]} for key, m in pending.items()]
+            entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+                {"Id": key, "ReceiptHandle": m["ReceiptHandle"]} for key, m in pending.items()
+            ]
             try:
                 response = self.sqs.delete_message_batch(
                     QueueUrl=self.config.queue_url,
-                    Entries=entries,  # type: ignore[arg-type]
+                    Entries=entries,
                 )
             except (BotoCoreError, ClientError) as error:
                 LOGGER.warning("DeleteMessageBatch failed (attempt %d): %s", attempt + 1, error)
