@@ -50,10 +50,17 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
 
 
 class MotoServer:
-    """moto's HTTP server in a child process on a loopback port."""
+    """moto's HTTP server in a child process on a loopback port.
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    ``start_new_session`` (as :class:`subprocess.Popen`'s) puts the child in its own session, out of
+    the terminal's foreground process group: a Ctrl-C then reaches only the caller.
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int | None = None, *, start_new_session: bool = False
+    ) -> None:
         self.host = host
+        self.start_new_session = start_new_session
         self.port = port or free_port(host)
         self.endpoint_url = f"http://{host}:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -67,9 +74,15 @@ class MotoServer:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=self.start_new_session,
         )
         wait_until(self._responds, timeout=30, what="moto server")
         return self
+
+    @property
+    def pid(self) -> int | None:
+        """The server process's id while it runs."""
+        return None if self._process is None else self._process.pid
 
     def _responds(self) -> bool:
         if self._process is not None and self._process.poll() is not None:

@@ -27,16 +27,32 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def spawn_emulator(
-    host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 20.0, **settings: Any
+    host: str = "127.0.0.1",
+    port: int = 0,
+    startup_timeout: float = 20.0,
+    *,
+    start_new_session: bool = False,
+    **settings: Any,
 ) -> tuple[subprocess.Popen[str], EmulatorAdmin]:
-    """Start ``python -m tao_emulator`` in a child process; caller stops it."""
+    """Start ``python -m tao_emulator`` in a child process; caller stops it.
+
+    ``start_new_session`` (as :class:`subprocess.Popen`'s) puts the child in its own session, out of
+    the terminal's foreground process group: a Ctrl-C then reaches only the caller.
+    """
     command = [sys.executable, "-m", "tao_emulator", "--host", host, "--port", str(port)]
     for name in CLI_SETTINGS:
         if name in settings:
             command += [cli_flag(name), str(settings.pop(name))]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT / "devtools"), env.get("PYTHONPATH")]))
-    process = subprocess.Popen(command, cwd=_REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command,
+        cwd=_REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=start_new_session,
+    )
     lines: queue.Queue[str] = queue.Queue()
     assert process.stdout is not None
     stdout = process.stdout

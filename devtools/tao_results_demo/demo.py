@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -422,35 +421,19 @@ def print_report(
 # ------------------------------------------------------------------------------------------ services
 
 
-class _SessionLeader(subprocess.Popen):  # type: ignore[type-arg]
-    """A Popen whose child gets its own session, so a terminal's Ctrl-C reaches only the demo."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["start_new_session"] = True
-        super().__init__(*args, **kwargs)
-
-
-@contextmanager
-def children_in_own_session() -> Iterator[None]:
-    """While starting the services: Ctrl-C must let the demo finish its batch and stop them itself."""
-    original = subprocess.Popen
-    subprocess.Popen = _SessionLeader  # type: ignore[misc]
-    try:
-        yield
-    finally:
-        subprocess.Popen = original  # type: ignore[misc]
-
-
 @contextmanager
 def services(stack: ExitStack) -> Iterator[tuple[MotoServer, EmulatorAdmin]]:
-    """moto's server and the emulator process, stopped on the way out whatever happens."""
-    moto = MotoServer()
+    """moto's server and the emulator process, stopped on the way out whatever happens.
+
+    Each runs in its own session: a terminal's Ctrl-C reaches only the demo, which finishes its
+    batch and then stops them itself.
+    """
+    moto = MotoServer(start_new_session=True)
     stack.callback(moto.stop)
-    with children_in_own_session():
-        moto.start()
-        admin = stack.enter_context(
-            running_emulator_process(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-        )
+    moto.start()
+    admin = stack.enter_context(
+        running_emulator_process(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, start_new_session=True)
+    )
     yield moto, admin
 
 
