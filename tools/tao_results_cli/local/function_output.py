@@ -46,7 +46,30 @@ class Destination:
         return f"→ {self.where}"
 
 
-class FunctionOutput(io.TextIOBase):
+class _LineWriter(io.TextIOBase):
+    """A text stream that hands on whole lines; each thread's partial line is buffered apart
+    (``print`` writes the text and the newline in two calls)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._partial = threading.local()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        pending: str = getattr(self._partial, "text", "") + text
+        *complete, rest = pending.split("\n")
+        self._partial.text = rest
+        for line in complete:
+            self.add_line(line)
+        return len(text)
+
+    def add_line(self, line: str) -> None:
+        raise NotImplementedError
+
+
+class FunctionOutput(_LineWriter):
     """A stand-in for ``sys.stdout``: whole lines to ``sink``, destinations remembered.
 
     Thread-safe: each thread's partial line is buffered apart (``print`` writes the text and the
@@ -59,21 +82,9 @@ class FunctionOutput(io.TextIOBase):
         self.bucket = bucket or "?"
         self.lines = 0
         self.metric_documents = 0
-        self._partial = threading.local()
         self._lock = threading.Lock()
         self._copies: dict[str, deque[Destination]] = defaultdict(deque)  # by referenceId
         self._by_message: dict[str, Destination] = {}  # dead letters and retries, by messageId
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        pending: str = getattr(self._partial, "text", "") + text
-        *complete, rest = pending.split("\n")
-        self._partial.text = rest
-        for line in complete:
-            self.add_line(line)
-        return len(text)
 
     def flush(self) -> None:
         with self._lock:
@@ -139,7 +150,7 @@ class Terminal(NamedTuple):
     stderr: IO[str]
 
 
-class _SecondStream(io.TextIOBase):
+class _SecondStream(_LineWriter):
     """``sys.stderr``'s stand-in: whole lines into the same :class:`FunctionOutput` as stdout.
 
     Lambda sends both streams to the function's log stream; a line buffer of its own keeps a
@@ -149,18 +160,9 @@ class _SecondStream(io.TextIOBase):
     def __init__(self, output: FunctionOutput) -> None:
         super().__init__()
         self._output = output
-        self._partial = threading.local()
 
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        pending: str = getattr(self._partial, "text", "") + text
-        *complete, rest = pending.split("\n")
-        self._partial.text = rest
-        for line in complete:
-            self._output.add_line(line)
-        return len(text)
+    def add_line(self, line: str) -> None:
+        self._output.add_line(line)
 
     def flush(self) -> None:
         self._output.flush()
