@@ -376,7 +376,11 @@ Breaker = Callable[[Deployment, MotoServer, TaoEmulator, pytest.MonkeyPatch], No
     ("breaker", "check", "detail"),
     [
         (break_settings, "settings", "PART_SIZE_BYTES must be between"),
-        (remove_secret, "secret", "credentials_unavailable: GetSecretValue failed: ResourceNotFound"),
+        (
+            remove_secret,
+            "secret",
+            "credentials_unavailable (HTTP 404): GetSecretValue failed: ResourceNotFound",
+        ),
         (garble_secret, "secret", "credentials_invalid"),
         (rotate_secret, "token", "credentials_rejected (HTTP 401)"),
         (forget_result, "download-api", "not_found (HTTP 404)"),

@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from tao_results.classification import (
     DOWNLOAD_API_OUTCOMES,
@@ -11,6 +12,7 @@ from tao_results.classification import (
     error_for_aws,
     error_for_status,
     error_for_storage,
+    transient_aws_error,
 )
 from tao_results.errors import PermanentError, TransientError
 from tao_results.headers import parse_retry_after
@@ -77,7 +79,30 @@ def test_retry_after_travels_with_a_transient_error():
     ],
 )
 def test_aws_error_codes(code, family):
-    assert type(error_for_aws("PutObject", code, "m", 400)) is family
+    error = ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "x"
+    )
+    assert type(error_for_aws("PutObject", error)) is family
+
+
+def test_an_aws_failure_names_the_operation_and_code_never_the_message():
+    quoting = ClientError(
+        {
+            "Error": {"Code": "InvalidToken", "Message": "Invalid token: tok-SECRET"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        },
+        "SendTaskSuccess",
+    )
+    error = transient_aws_error("SendTaskSuccess", quoting, "callback_failed")
+    assert (error.reason, error.detail, error.http_status) == (
+        "callback_failed",
+        "SendTaskSuccess failed: InvalidToken",
+        400,
+    )
+    timeout = transient_aws_error(
+        "GetSecretValue", ReadTimeoutError(endpoint_url="https://x"), "credentials_unavailable"
+    )
+    assert (timeout.detail, timeout.http_status) == ("GetSecretValue failed: ReadTimeoutError", None)
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tao_results.callbacks import TaskCallbacks
+from tao_results.classification import transient_aws_error
 from tao_results.dead_letters import dead_letter_summary
-from tao_results.errors import PermanentError, TransientError, aws_error_details
+from tao_results.errors import PermanentError, TransientError
 from tao_results.s3_upload import CopyResult
 
 if TYPE_CHECKING:
@@ -84,13 +85,8 @@ class ResultEvents:
         }
         try:
             answer = self._events().put_events(Entries=[entry])
-        except ClientError as error:
-            code = aws_error_details(error).code
-            raise TransientError("event_delivery_failed", f"PutEvents failed: {code}") from error
-        except BotoCoreError as error:
-            raise TransientError(
-                "event_delivery_failed", f"PutEvents failed: {type(error).__name__}"
-            ) from error
+        except (BotoCoreError, ClientError) as error:
+            raise transient_aws_error("PutEvents", error, "event_delivery_failed") from error
         if answer.get("FailedEntryCount"):
             failed = (answer.get("Entries") or [{}])[0]
             raise TransientError(

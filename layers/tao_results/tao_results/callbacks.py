@@ -14,7 +14,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from tao_results.errors import TransientError, aws_error_details
+from tao_results.classification import transient_aws_error
+from tao_results.errors import aws_error_details
 from tao_results.redaction import SECRETS
 
 if TYPE_CHECKING:
@@ -54,12 +55,9 @@ class TaskCallbacks:
         method = sfn.send_task_success if operation == "SendTaskSuccess" else sfn.send_task_failure
         try:
             method(**kwargs)
-        except ClientError as error:
+        except (BotoCoreError, ClientError) as error:
             code = aws_error_details(error).code
             if code in TASK_GONE_CODES:
                 self._on_gone(operation, code)
                 return
-            # The message may quote the token: only the code is kept.
-            raise TransientError("callback_failed", f"{operation} failed: {code}") from error
-        except BotoCoreError as error:
-            raise TransientError("callback_failed", f"{operation} failed: {type(error).__name__}") from error
+            raise transient_aws_error(operation, error, "callback_failed") from error

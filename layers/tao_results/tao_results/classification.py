@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tao_results.errors import PermanentError, ProcessingError, TransientError
+from tao_results.errors import PermanentError, ProcessingError, TransientError, aws_error_details
 
 
 @dataclass(frozen=True)
@@ -114,8 +114,9 @@ TOKEN_OUTCOMES: Mapping[int, Outcome] = {
 SERVER_ERROR = Outcome(TRANSIENT, "server_error")
 UNEXPECTED_STATUS = Outcome(PERMANENT, "unexpected_status")
 
-# AWS error codes (botocore ClientError) that retrying cannot fix. Every other AWS error, including
-# AccessDenied and NoSuchBucket (a deployment being fixed), is transient: the message is kept.
+# S3 error codes (botocore ClientError) of the results bucket that retrying cannot fix. Every other
+# AWS error, including AccessDenied and NoSuchBucket (a deployment being fixed), is transient: the
+# message is kept.
 PERMANENT_AWS_ERROR_CODES: Mapping[str, str] = {
     "EntityTooLarge": "result_too_large",
     "InvalidArgument": "s3_rejected_request",
@@ -162,9 +163,24 @@ def error_for_storage(
     return TransientError(outcome.reason, detail, status, retry_after)
 
 
-def error_for_aws(operation: str, code: str, message: str, status: int | None) -> ProcessingError:
-    """Map a botocore ClientError's code onto a family."""
-    detail = f"{operation} failed: {code}: {message}"
+def transient_aws_error(operation: str, error: BaseException, reason: str) -> TransientError:
+    """A failed AWS call (a botocore ``ClientError`` or ``BotoCoreError``) as ``TransientError(reason)``.
+
+    The detail is ``"<operation> failed: <error code>"`` (a ``BotoCoreError``, which has no answer:
+    its class, e.g. ``ReadTimeoutError``), with the answer's HTTP status; never the error's
+    message, which may quote what was sent (a task token, an object key, metadata) and ends in
+    logs, events and dead letters.
+    """
+    details = aws_error_details(error)
+    code = type(error).__name__ if details.code == "Unknown" else details.code
+    return TransientError(reason, f"{operation} failed: {code}", details.status)
+
+
+def error_for_aws(operation: str, error: BaseException) -> ProcessingError:
+    """A failed S3 call on the results bucket: permanent for ``PERMANENT_AWS_ERROR_CODES``, else
+    transient ``aws_unavailable`` (see :func:`transient_aws_error`)."""
+    transient = transient_aws_error(operation, error, "aws_unavailable")
+    code = aws_error_details(error).code
     if code in PERMANENT_AWS_ERROR_CODES:
-        return PermanentError(PERMANENT_AWS_ERROR_CODES[code], detail, status)
-    return TransientError("aws_unavailable", detail, status)
+        return PermanentError(PERMANENT_AWS_ERROR_CODES[code], transient.detail, transient.http_status)
+    return transient

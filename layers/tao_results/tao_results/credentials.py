@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tao_results.errors import TransientError, aws_error_details
+from tao_results.classification import transient_aws_error
+from tao_results.errors import TransientError
 from tao_results.redaction import CLIENT_SECRET, SECRETS
 
 if TYPE_CHECKING:
@@ -63,11 +64,8 @@ class CredentialStore:
 
         try:
             secret = self._client().get_secret_value(SecretId=self._secret_id)
-        except ClientError as error:
-            code = aws_error_details(error).code
-            raise TransientError("credentials_unavailable", f"GetSecretValue failed: {code}") from error
-        except BotoCoreError as error:
-            raise TransientError("credentials_unavailable", f"GetSecretValue failed: {error}") from error
+        except (BotoCoreError, ClientError) as error:
+            raise transient_aws_error("GetSecretValue", error, "credentials_unavailable") from error
         return credentials_from_secret(secret)
 
 

@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from tao_results.classification import transient_aws_error
 from tao_results.delivery import original_body, receive_count
-from tao_results.errors import PermanentError, ProcessingError, TransientError
+from tao_results.errors import PermanentError, ProcessingError
 from tao_results.redaction import SECRETS
 
 if TYPE_CHECKING:
@@ -152,6 +153,6 @@ class DeadLetterQueue:
         try:
             self._sqs().send_message(**request)
         except (BotoCoreError, ClientError) as send_error:
-            raise TransientError(
-                "dead_letter_unavailable", f"could not dead-letter ({error.reason}): {send_error}"
+            raise transient_aws_error(
+                f"SendMessage of the {error.reason} dead letter", send_error, "dead_letter_unavailable"
             ) from send_error

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from tao_results import memory_budget
 from tao_results.classification import error_for_aws
 from tao_results.deadline import Deadline, deadline_scope
-from tao_results.errors import PermanentError, ProcessingError, TransientError, aws_error_details
+from tao_results.errors import PermanentError, ProcessingError, TransientError
 from tao_results.object_attributes import SHA256, ObjectAttributes
 from tao_results.result_download import ResultBody
 
@@ -123,11 +123,8 @@ class S3Calls:
 
         try:
             return call(self._s3(), self.bucket)
-        except ClientError as error:
-            details = aws_error_details(error)
-            raise error_for_aws(operation, details.code, details.message, details.status) from error
-        except BotoCoreError as error:
-            raise error_for_aws(operation, type(error).__name__, str(error), None) from error
+        except (BotoCoreError, ClientError) as error:
+            raise error_for_aws(operation, error) from error
 
 
 class S3Writer:
