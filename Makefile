@@ -26,14 +26,14 @@ $(CONSTRAINTS): $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	sed -e '/--hash=/d' -e 's/ \\$$//' $(LOCK) > $(CONSTRAINTS)
 
-$(DEMO_STAMP): pyproject.toml $(CONSTRAINTS)
+$(DEMO_STAMP): pyproject.toml devtools/pyproject.toml $(CONSTRAINTS)
 	@echo "==> installing the demo's packages (the layer's locked dependencies, moto's server)"
-	$(PIP_INSTALL) -c $(CONSTRAINTS) -e '.[demo]'
+	$(PIP_INSTALL) -c $(CONSTRAINTS) -e '.[demo]' -e ./devtools
 	touch $@
 
-$(STAMP): pyproject.toml $(CONSTRAINTS)
+$(STAMP): pyproject.toml devtools/pyproject.toml $(CONSTRAINTS)
 	@echo "==> installing everything for tests, lint and benchmarks (extras test, lint, bench)"
-	$(PIP_INSTALL) -c $(CONSTRAINTS) -e '.[dev]'
+	$(PIP_INSTALL) -c $(CONSTRAINTS) -e '.[dev]' -e ./devtools
 	touch $(DEMO_STAMP) $@
 
 # Re-resolve the layer's dependencies (requirements.in → requirements.txt, hashes included).

@@ -68,3 +68,15 @@ def test_operator_tools_are_not_in_the_layer() -> None:
     assert not (LAYER / "tao_results/cli.py").exists()
     assert not (LAYER / "tao_results/local").exists()
     assert (ROOT / "tools/tao_results_cli/cli.py").exists()
+
+
+def test_an_operator_install_carries_no_development_package() -> None:
+    """``pip install .`` gives the layer's package and the tools; the emulator, the demo and moto's
+    stack are the devtools distribution of their own (devtools/pyproject.toml), as make installs it."""
+    from importlib.metadata import distribution  # noqa: PLC0415
+
+    def top_level(name: str) -> set[str]:
+        return set((distribution(name).read_text("top_level.txt") or "").split())
+
+    assert top_level("tao-results-to-s3") == {"tao_results", "tao_results_cli"}
+    assert top_level("tao-results-devtools") == {"tao_emulator", "tao_results_demo", "local_aws"}
