@@ -30,7 +30,7 @@ Which gives 8 MiB x 2 in 24 MiB at 128 MB, 16 MiB x 2 in 48 MiB from 256 MB, 16 
 
 Results too large for 10,000 parts of ``P`` get larger parts (:func:`part_size_for`, whole MiB),
 and a part must fit ``available(M)``: past ``10,000 x available(M)`` a result cannot be copied
-within the function's memory and is refused up front (:func:`largest_copyable`). S3's own limits
+within the function's memory and is refused up front (:func:`part_size_for` answers None). S3's own limits
 (AWS, "Amazon S3 multipart upload limits", read 2026-11): parts 5 MiB-5 GiB, at most 10,000
 parts, objects at most 48.8 TiB (= 10,000 x 5 GiB; raised from 5 TiB in late 2025). So 128 MB
 copies up to 547 GiB and 5,192 MB and more everything S3 accepts, while 15 minutes at Lambda's CPU
@@ -124,11 +124,6 @@ def largest_part(memory_mb: int | None) -> int:
     if memory_mb is None:
         return S3_MAX_PART_SIZE
     return max(S3_MIN_PART_SIZE, min(S3_MAX_PART_SIZE, available_bytes(memory_mb) // MiB * MiB))
-
-
-def largest_copyable(memory_mb: int | None) -> int:
-    """The largest result a function of ``memory_mb`` MB copies: 10,000 of its largest parts."""
-    return min(S3_MAX_OBJECT_SIZE, S3_MAX_PARTS * largest_part(memory_mb))
 
 
 def part_size_for(
