@@ -47,9 +47,9 @@ from tao_results.url_policy import SignedUrlPolicy
 from tao_results_cli.local.context import FunctionSettings
 from tao_results_cli.local.function_output import FunctionOutput, capturing_function_output, where_it_went
 from tao_results_cli.local.loader import load_handler
-from tao_results_cli.local.queues import DeadLetter, enqueue, list_dead_letters
 from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
 from tao_results_cli.local.stats import MessageEvent, RunStats
+from tao_results_cli.queues import DeadLetter, enqueue, list_dead_letters
 from tao_results_demo.demo_metrics import AwsSideMetrics
 
 ROOT = Path(__file__).resolve().parents[2]

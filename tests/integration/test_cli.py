@@ -526,7 +526,7 @@ def test_redrive_uses_the_native_move_task_when_available(
     bodies = fill_dlq(sqs, resources)
     tasks = MoveTasks(sqs, resources.dead_letter_queue_url, resources.queue_url)
     monkeypatch.setattr(cli, "sqs_client", lambda *args, **kwargs: tasks)
-    monkeypatch.setattr("tao_results_cli.local.queues.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("tao_results_cli.queues.time.sleep", lambda seconds: None)
     args = ["dlq", "redrive", "--dlq-url", resources.dead_letter_queue_url]
     if with_destination:
         args += ["--to-queue-url", resources.queue_url]

@@ -61,7 +61,15 @@ def create_stack(cloudformation: Any) -> tuple[str, str, str]:
 
 
 def envelope(reason: str) -> str:
-    return json.dumps({"referenceId": "r", "reason": reason, "originalBody": '{"referenceId": "r"}'})
+    """A dead letter as the function writes it (the fields ``tao_results.message.is_dead_letter`` reads)."""
+    letter = {
+        "referenceId": "r",
+        "reason": reason,
+        "originalBody": '{"referenceId": "r"}',
+        "messageId": str(uuid.uuid4()),
+        "failedAt": "2024-01-01T00:00:00.000Z",
+    }
+    return json.dumps(letter)
 
 
 def put_copies(cloudwatch: Any, when: datetime, copied: int, size: int) -> None:

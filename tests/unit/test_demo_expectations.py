@@ -8,7 +8,7 @@ from pathlib import Path
 
 from local_aws import StackResources, function_environment
 from tao_results.config import load_settings
-from tao_results_cli.local.queues import DeadLetter
+from tao_results_cli.queues import DeadLetter
 from tao_results_demo.demo import MALFORMED, Ending, Landing, scenarios, verdict
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tao_results.message import MAX_PASSTHROUGH_BYTES, MAX_TASK_TOKEN_CHARS, parse_request
-from tao_results_cli.local.request_bodies import RequestRefused, RequestShape, request_body
+from tao_results_cli.request_bodies import RequestRefused, RequestShape, request_body
 
 FIXED = {
     "new_id": lambda: "00000000-0000-4000-8000-000000000001",

@@ -36,18 +36,33 @@ from botocore.exceptions import (
 )
 
 from tao_results.errors import aws_error_details
-from tao_results.message import ENVELOPE_DIRECT, ENVELOPE_EVENTBRIDGE, is_valid_reference_id
+from tao_results.message import (
+    ENVELOPE_DIRECT,
+    ENVELOPE_EVENTBRIDGE,
+    REFERENCE_ID_PATTERN,
+    is_valid_reference_id,
+)
 from tao_results_cli import doctor
+from tao_results_cli.aws import (
+    CREDENTIAL_CODES,
+    StackNotFound,
+    describe_client_error,
+    is_missing_queue,
+    queue_account,
+    queue_arn,
+    queue_region,
+    sqs_client,
+)
 from tao_results_cli.local.context import FunctionSettings
-from tao_results_cli.local.events import queue_account, queue_region
 from tao_results_cli.local.function_output import (
     FunctionOutput,
     capturing_function_output,
     where_it_went,
 )
 from tao_results_cli.local.loader import HandlerLoadError, load_handler
-from tao_results_cli.local.queues import (
-    REFERENCE_ID,
+from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
+from tao_results_cli.local.stats import MessageEvent, RunStats
+from tao_results_cli.queues import (
     DeadLetter,
     QueueOperationError,
     enqueue,
@@ -58,7 +73,7 @@ from tao_results_cli.local.queues import (
     start_move_task,
     wait_for_move_task,
 )
-from tao_results_cli.local.request_bodies import (
+from tao_results_cli.request_bodies import (
     DEFAULT_DETAIL_TYPE,
     DEFAULT_EVENT_SOURCE,
     ENVELOPES,
@@ -66,10 +81,7 @@ from tao_results_cli.local.request_bodies import (
     RequestShape,
     request_body,
 )
-from tao_results_cli.local.runner import LocalEventSourceMapping, RunnerConfig, install_stop_signals
-from tao_results_cli.local.sqs_access import queue_arn, sqs_client
-from tao_results_cli.local.stats import MessageEvent, RunStats
-from tao_results_cli.status import StackNotFound, format_status, read_status
+from tao_results_cli.status import format_status, read_status
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -77,11 +89,6 @@ if TYPE_CHECKING:
 PROG = "tao-results"
 USER_ERROR = 2
 FAILURE = 1
-MISSING_QUEUE_CODES = frozenset({"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"})
-CREDENTIAL_CODES = frozenset(
-    {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "ExpiredToken",
-     "AccessDenied", "AccessDeniedException", "MissingAuthenticationToken"}
-)  # fmt: skip
 
 
 class UserError(Exception):
@@ -136,7 +143,7 @@ def _queue_option(parser: argparse.ArgumentParser, flag: str, env: str, what: st
 
 ENQUEUE_HELP = f"""\
 Send one request per referenceId (SendMessageBatch, 10 at a time). Every referenceId is checked
-against {REFERENCE_ID.pattern}, and every body is read back with the function's own parser
+against {REFERENCE_ID_PATTERN.pattern}, and every body is read back with the function's own parser
 (tao_results.message.parse_request) before anything is sent: what is sent is what the function
 accepts, as meant. A request is {{"referenceId": ...}}, with an optional taskToken (a Step Functions
 callback token) and an optional passthrough (any JSON value up to 4 KiB serialised, echoed in
@@ -506,7 +513,7 @@ def existing_queue_arn(sqs: SQSClient, url: str) -> str:
     try:
         return queue_arn(sqs, url)
     except ClientError as error:
-        if aws_error_details(error).code in MISSING_QUEUE_CODES:
+        if is_missing_queue(error):
             raise UserError(f"queue does not exist: {url}") from error
         raise
 
@@ -529,11 +536,11 @@ def describe_error(error: BaseException) -> tuple[int, str]:
         return USER_ERROR, " ".join(str(error).split())
     if isinstance(error, ClientError):
         code, message = aws_error_details(error).code, aws_error_details(error).message.strip()
-        if code in MISSING_QUEUE_CODES:
+        if is_missing_queue(error):
             return USER_ERROR, f"queue does not exist: {message or code}"
         if code in CREDENTIAL_CODES:
             return USER_ERROR, f"AWS refused the credentials: {code}: {message}"
-        return FAILURE, f"{error.operation_name} failed: {code}: {' '.join(message.split())[:300]}"
+        return FAILURE, describe_client_error(error)
     if isinstance(error, QueueOperationError | ReadTimeoutError | BotoCoreError):
         return FAILURE, str(error)
     return FAILURE, f"{type(error).__name__}: {error}"
@@ -584,7 +591,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     bad = invalid_reference_ids(references)
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise UserError(f"invalid referenceId {bad[0]!r}{more}: must match {REFERENCE_ID.pattern}")
+        raise UserError(f"invalid referenceId {bad[0]!r}{more}: must match {REFERENCE_ID_PATTERN.pattern}")
     shape = request_shape(args, len(references))
     request_bodies(references, shape)  # refuse before any AWS call
     sqs = sqs_client(url)
@@ -901,7 +908,9 @@ def run_summary(stats: RunStats, reason: str | None, tally: DestinationTally | N
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     if args.reference_id is not None and not is_valid_reference_id(args.reference_id):
-        raise UserError(f"invalid --reference-id {args.reference_id!r}: must match {REFERENCE_ID.pattern}")
+        raise UserError(
+            f"invalid --reference-id {args.reference_id!r}: must match {REFERENCE_ID_PATTERN.pattern}"
+        )
     if args.source_queue_url is not None:
         require_url(args.source_queue_url, "--source-queue-url", "SOURCE_QUEUE_URL")
     _require_aws_configuration()
@@ -913,8 +922,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     )
     try:
         results = doctor.Doctor(options, os.environ).run()
-    except doctor.StackNotFoundError as error:
-        raise UserError(str(error)) from error
+    except StackNotFound as error:
+        raise UserError(f"stack does not exist: {error.stack_name}") from error
     print(doctor.format_table(results))
     print(doctor.verdict_line(results))
     return 0 if doctor.passed(results) else FAILURE
@@ -922,7 +931,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _require_aws_configuration() -> None:
     """Without credentials or a region every check would fail the same way: one line instead."""
-    import boto3  # noqa: PLC0415 - the other commands create their clients in tao_results_cli.local.sqs_access
+    # Not aws.region(): the doctor checks through the function's own clients (AwsClients), which
+    # take the region from boto3's configuration alone, as in Lambda.
+    import boto3  # noqa: PLC0415 - the commands' own clients come from tao_results_cli.aws
 
     session = boto3.session.Session()
     if session.get_credentials() is None:

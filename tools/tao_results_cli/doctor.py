@@ -54,10 +54,18 @@ from tao_results.http_sessions import Resolver, new_session, system_resolver
 from tao_results.redaction import SECRETS, redact_url
 from tao_results.s3_upload import S3Calls
 from tao_results.url_policy import SignedUrlPolicy
+from tao_results_cli.aws import (
+    StackNotFound,
+    cloudformation_client,
+    describe_client_error,
+    is_denied,
+    is_missing_queue,
+    lambda_client,
+    read_stack,
+    sqs_client,
+)
 
 if TYPE_CHECKING:
-    import boto3
-    from botocore.config import Config
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_sqs import SQSClient
@@ -67,8 +75,6 @@ T = TypeVar("T")
 VISIBILITY_FACTOR = 6
 PROBE_FOLDER = ".doctor/"  # referenceIds start with a letter or digit: no result key starts with "."
 MAX_DETAIL = 300
-DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException"})
-MISSING_QUEUE_CODES = frozenset({"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"})
 # CloudFormation states in which the stack's resources are those of a finished deployment.
 SETTLED_STACK_STATES = frozenset(
     {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
@@ -98,10 +104,6 @@ class DoctorOptions:
     reference_id: str | None = None
 
 
-class StackNotFoundError(Exception):
-    """``--stack-name`` names no stack: a usage error, not a verdict."""
-
-
 class Skipped(Exception):
     """Raised by a check: SKIP, with this note."""
 
@@ -122,30 +124,6 @@ def _lazy(create: Callable[[], T]) -> Callable[[], T]:
     return client
 
 
-def _session_and_config() -> tuple[boto3.session.Session, Config]:
-    import boto3  # noqa: PLC0415 - only the doctor needs these clients
-    from botocore.config import Config  # noqa: PLC0415
-
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
-    return boto3.session.Session(), config
-
-
-# One function per service: boto3's stubs type ``client`` by its literal service name.
-def _cloudformation_client() -> CloudFormationClient:
-    session, config = _session_and_config()
-    return session.client("cloudformation", config=config)
-
-
-def _lambda_client() -> LambdaClient:
-    session, config = _session_and_config()
-    return session.client("lambda", config=config)
-
-
-def _sqs_client() -> SQSClient:
-    session, config = _session_and_config()
-    return session.client("sqs", config=config)
-
-
 def _function_clients(settings: Settings) -> AwsClients:
     # The function's own client factory, sized for one caller.
     return AwsClients(4, settings.connect_timeout_seconds, settings.read_timeout_seconds)
@@ -156,10 +134,10 @@ class DoctorClients:
     """Client factories (a test may swap one, e.g. for a Lambda client that is always denied)."""
 
     cloudformation: Callable[[], CloudFormationClient] = field(
-        default_factory=lambda: _lazy(_cloudformation_client)
+        default_factory=lambda: _lazy(cloudformation_client)
     )
-    lambda_: Callable[[], LambdaClient] = field(default_factory=lambda: _lazy(_lambda_client))
-    sqs: Callable[[], SQSClient] = field(default_factory=lambda: _lazy(_sqs_client))
+    lambda_: Callable[[], LambdaClient] = field(default_factory=lambda: _lazy(lambda_client))
+    sqs: Callable[[], SQSClient] = field(default_factory=lambda: _lazy(sqs_client))
     function: Callable[[Settings], AwsClients] = _function_clients
 
 
@@ -220,8 +198,8 @@ class Doctor:
         except Skipped as skipped:
             self.results.append(CheckResult(name, Verdict.SKIP, _clean(str(skipped))))
             return None
-        except StackNotFoundError:
-            raise
+        except StackNotFound:
+            raise  # a usage error, not a verdict
         except Exception as error:  # every failure is a verdict, never a traceback
             self.results.append(CheckResult(name, Verdict.FAIL, _clean(_describe(error))))
             return None
@@ -243,14 +221,11 @@ class Doctor:
     def _stack(self) -> tuple[tuple[Mapping[str, str], str], str]:
         name = self.options.stack_name or ""
         try:
-            stack = self.clients.cloudformation().describe_stacks(StackName=name)["Stacks"][0]
+            stack = read_stack(self.clients.cloudformation(), name)
         except ClientError as error:
-            if _code(error) == "ValidationError" and "does not exist" in _message(error):
-                raise StackNotFoundError(f"stack does not exist: {name}") from error
             _skip_if_denied(error, f"stack {name}", "settings are read from this environment instead")
             raise
-        status = stack.get("StackStatus", "")
-        outputs = {o.get("OutputKey", ""): o.get("OutputValue", "") for o in stack.get("Outputs", [])}
+        status, outputs = stack.status, stack.outputs
         if status not in SETTLED_STACK_STATES:
             raise CheckFailed(f"stack {name} is {status}: deploy it (again) and let it settle")
         self._function_name = self._function_name or outputs.get("FunctionName")
@@ -382,7 +357,7 @@ class Doctor:
                 .get("Attributes", {})
             )
         except ClientError as error:
-            if _code(error) in MISSING_QUEUE_CODES:
+            if is_missing_queue(error):
                 raise CheckFailed(f"queue does not exist: {url}") from error
             raise
         waiting = attributes.get("ApproximateNumberOfMessages", "?")
@@ -442,7 +417,7 @@ class Doctor:
                 answer = self.clients.lambda_().get_function_configuration(FunctionName=name)
             except ClientError as error:
                 _skip_if_denied(error, f"function {name}", "compare its Timeout with the queue by hand")
-                if _code(error) == "ResourceNotFoundException":
+                if aws_error_details(error).code == "ResourceNotFoundException":
                     raise CheckFailed(f"function does not exist: {name}") from error
                 raise
             self._function_config = dict(answer)
@@ -457,7 +432,7 @@ class Doctor:
                 )["Attributes"]
             except ClientError as error:
                 _skip_if_denied(error, f"source queue {url}", "check its attributes by hand")
-                if _code(error) in MISSING_QUEUE_CODES:
+                if is_missing_queue(error):
                     raise CheckFailed(f"source queue does not exist: {url}") from error
                 raise
             self._queue = _SourceQueue(url, attributes["QueueArn"], int(attributes["VisibilityTimeout"]))
@@ -528,16 +503,8 @@ def _need(value: T | None, what: str) -> T:
 
 
 def _skip_if_denied(error: ClientError, what: str, instead: str) -> None:
-    if _code(error) in DENIED_CODES:
-        raise Skipped(f"may not read {what} ({_code(error)}): {instead}") from error
-
-
-def _code(error: ClientError) -> str:
-    return aws_error_details(error).code
-
-
-def _message(error: ClientError) -> str:
-    return aws_error_details(error).message
+    if is_denied(error):
+        raise Skipped(f"may not read {what} ({aws_error_details(error).code}): {instead}") from error
 
 
 def _describe(error: BaseException) -> str:
@@ -545,7 +512,7 @@ def _describe(error: BaseException) -> str:
         status = f" (HTTP {error.http_status})" if error.http_status else ""
         return f"{error.reason}{status}: {error.detail}"
     if isinstance(error, ClientError):
-        return f"{error.operation_name}: {_code(error)}: {_message(error)}"
+        return describe_client_error(error)
     if isinstance(error, CheckFailed | BotoCoreError):
         return str(error)
     return f"{type(error).__name__}: {error}"

@@ -11,18 +11,22 @@ not read CloudWatch gets the queues and a note instead of an error.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tao_results.errors import aws_error_details
-from tao_results_cli.local.queues import list_dead_letters
-from tao_results_cli.local.sqs_access import sqs_client
+from tao_results_cli.aws import (
+    StackNotFound,
+    cloudformation_client,
+    cloudwatch_client,
+    is_denied,
+    read_stack,
+    sqs_client,
+)
+from tao_results_cli.queues import list_dead_letters
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -38,12 +42,6 @@ DEPTH_ATTRIBUTES: dict[str, QueueAttributeNameType] = {
     "in_flight": "ApproximateNumberOfMessagesNotVisible",
     "delayed": "ApproximateNumberOfMessagesDelayed",
 }
-DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
-MISSING_STACK_CODES = frozenset({"ValidationError"})  # "Stack with id X does not exist"
-
-
-class StackNotFound(Exception):
-    """The stack does not exist, or lacks the outputs this command reads."""
 
 
 @dataclass
@@ -65,18 +63,9 @@ class StackStatus:
 
 
 def stack_outputs(stack_name: str, cloudformation: CloudFormationClient | None = None) -> dict[str, str]:
-    """The stack's outputs, ``OutputKey`` → ``OutputValue`` (DescribeStacks)."""
-    client: CloudFormationClient = cloudformation or boto3.session.Session().client(
-        "cloudformation", region_name=_region()
-    )
-    try:
-        stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as error:
-        if aws_error_details(error).code in MISSING_STACK_CODES:
-            raise StackNotFound(f"no stack named {stack_name!r} in this account and region") from error
-        raise
-    outputs = stacks[0].get("Outputs", []) if stacks else []
-    return {output.get("OutputKey", ""): output.get("OutputValue", "") for output in outputs}
+    """The stack's outputs, ``OutputKey`` → ``OutputValue`` (DescribeStacks); raises
+    :class:`~tao_results_cli.aws.StackNotFound`."""
+    return read_stack(cloudformation or cloudformation_client(), stack_name).outputs
 
 
 def queue_depth(sqs: SQSClient, url: str) -> dict[str, int]:
@@ -111,11 +100,14 @@ def last_hour_copies(
 
 
 def read_status(stack_name: str, *, peek_limit: int = 100, now: datetime | None = None) -> StackStatus:
-    """Everything ``status`` prints; raises :class:`StackNotFound` for a wrong stack name."""
+    """Everything ``status`` prints; raises :class:`~tao_results_cli.aws.StackNotFound` for a wrong
+    stack name."""
     outputs = stack_outputs(stack_name)
     missing = [key for key in ("SourceQueueUrl", "DeadLetterQueueUrl") if key not in outputs]
     if missing:
-        raise StackNotFound(f"stack {stack_name!r} has no output {', '.join(missing)}: is it this project's?")
+        raise StackNotFound(
+            stack_name, f"stack {stack_name!r} has no output {', '.join(missing)}: is it this project's?"
+        )
     source_url, dlq_url = outputs["SourceQueueUrl"], outputs["DeadLetterQueueUrl"]
     sqs = sqs_client(source_url)
     status = StackStatus(
@@ -129,11 +121,11 @@ def read_status(stack_name: str, *, peek_limit: int = 100, now: datetime | None 
         letters = list_dead_letters(sqs, dlq_url, limit=peek_limit)
         status.dlq_peeked = len(letters)
         status.dlq_reasons = Counter(letter.reason for letter in letters)
-    cloudwatch: CloudWatchClient = boto3.session.Session().client("cloudwatch", region_name=_region())
+    cloudwatch = cloudwatch_client()
     try:
         status.copied, status.bytes_copied = last_hour_copies(cloudwatch, now or datetime.now(UTC))
     except ClientError as error:
-        if not _denied(error):
+        if not is_denied(error):
             raise
         status.metrics_note = (
             "last hour's copies not shown: CloudWatch refused GetMetricStatistics (AccessDenied)"
@@ -166,19 +158,8 @@ def format_status(status: StackStatus) -> str:
     return "\n".join(lines)
 
 
-def _denied(error: ClientError) -> bool:
-    # CloudWatch answers AccessDenied in its current protocols; an endpoint still speaking the query
-    # protocol's XML to a newer botocore shows up as a bare HTTP 403.
-    details = aws_error_details(error)
-    return details.code in DENIED_CODES or details.status == 403
-
-
 def _size(size: float) -> str:
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
     return f"{size:.0f} B"
-
-
-def _region() -> str | None:
-    return boto3.session.Session().region_name or os.environ.get("AWS_REGION")

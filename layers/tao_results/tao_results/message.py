@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -96,11 +97,20 @@ def parse_request(body: object) -> Request:
     return _request(payload, envelope)
 
 
+def is_dead_letter(payload: Mapping[str, Any]) -> bool:
+    """Whether a JSON object is one of the function's dead letters (``dead_letters.dead_letter_body``
+    always writes ``reason``, ``originalBody``, ``messageId`` and ``failedAt``)."""
+    return {"reason", "originalBody", "messageId", "failedAt"} <= payload.keys()
+
+
 def _redriven_body(payload: dict[str, Any]) -> str | None:
     """The ``originalBody`` of one of our dead letters (see dead_letters), whole; else None."""
-    is_dead_letter = {"reason", "originalBody", "messageId", "failedAt"} <= payload.keys()
     original = payload.get("originalBody")
-    if is_dead_letter and isinstance(original, str) and payload.get("originalBodyTruncated") is not True:
+    if (
+        is_dead_letter(payload)
+        and isinstance(original, str)
+        and payload.get("originalBodyTruncated") is not True
+    ):
         return original
     return None
 

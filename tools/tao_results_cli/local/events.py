@@ -13,8 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tao_results.errors import PermanentError
-from tao_results.message import parse_request
+from tao_results_cli.aws import queue_region
 
 # The order in which Lambda lists a record's system attributes; anything else SQS returned
 # (for example DeadLetterQueueSourceArn) follows in the order SQS gave it.
@@ -28,20 +27,6 @@ ATTRIBUTE_ORDER = (
     "MessageDeduplicationId",
     "ApproximateFirstReceiveTimestamp",
 )
-
-
-def queue_region(queue_arn: str) -> str:
-    """The region field of an SQS ARN (``arn:aws:sqs:REGION:ACCOUNT:NAME``)."""
-    parts = queue_arn.split(":")
-    if len(parts) < 6 or parts[2] != "sqs":
-        raise ValueError(f"not an SQS queue ARN: {queue_arn!r}")
-    return parts[3]
-
-
-def queue_account(queue_arn: str) -> str:
-    """The account field of an SQS ARN."""
-    queue_region(queue_arn)
-    return queue_arn.split(":")[4]
 
 
 def _record_attributes(attributes: Mapping[str, str]) -> dict[str, str]:
@@ -142,15 +127,3 @@ def read_batch_answer(answer: object, message_ids: Sequence[str]) -> BatchAnswer
             return _invalid(f"itemIdentifier {identifier!r} is not a messageId of this batch")
         failed.add(identifier)
     return BatchAnswer(frozenset(failed))
-
-
-def reference_id_of(body: str) -> str | None:
-    """The ``referenceId`` of a request body, or ``None`` when it is not a valid request.
-
-    The function's own parser (:func:`tao_results.message.parse_request`): the same envelopes
-    (direct, SNS, EventBridge) and the same rules, so the runner never disagrees with the function.
-    """
-    try:
-        return parse_request(body).reference_id
-    except PermanentError:
-        return None

@@ -23,21 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tao_results_cli.aws import queue_account, queue_arn, queue_region, sqs_client
 from tao_results_cli.local.context import (
     FunctionSettings,
     lambda_environment,
     log_stream_name,
     new_context,
 )
-from tao_results_cli.local.events import (
-    queue_account,
-    queue_region,
-    read_batch_answer,
-    reference_id_of,
-    sqs_event,
-)
+from tao_results_cli.local.events import read_batch_answer, sqs_event
 from tao_results_cli.local.loader import Handler, apply_environment
-from tao_results_cli.local.sqs_access import queue_arn, sqs_client
 from tao_results_cli.local.stats import (
     InvocationEvent,
     InvocationHook,
@@ -46,6 +40,7 @@ from tao_results_cli.local.stats import (
     MessageHook,
     RunStats,
 )
+from tao_results_cli.request_bodies import reference_id_of
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

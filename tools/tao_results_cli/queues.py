@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError
 
+from tao_results.delivery import sent_timestamp
 from tao_results.errors import aws_error_details
-from tao_results.message import REFERENCE_ID_PATTERN
-from tao_results_cli.local.events import reference_id_of
+from tao_results.message import is_dead_letter, is_valid_reference_id
+from tao_results_cli.request_bodies import reference_id_of
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -35,8 +37,6 @@ if TYPE_CHECKING:
         StartMessageMoveTaskRequestTypeDef,
     )
 
-# The function's own pattern: the CLI refuses exactly what the function would dead-letter.
-REFERENCE_ID = REFERENCE_ID_PATTERN
 BATCH = 10
 RAW_DEAD_LETTER_REASON = "max_receive_count_exceeded"
 # What an endpoint answers for an operation it does not implement. moto's server answers an HTML
@@ -56,8 +56,9 @@ class QueueOperationError(Exception):
 
 
 def invalid_reference_ids(references: Iterable[str]) -> list[str]:
-    """The references that do not match :data:`REFERENCE_ID`, in order."""
-    return [reference for reference in references if not REFERENCE_ID.fullmatch(reference)]
+    """The references the function would dead-letter (``tao_results.message.is_valid_reference_id``),
+    in order."""
+    return [reference for reference in references if not is_valid_reference_id(reference)]
 
 
 @dataclass
@@ -177,7 +178,7 @@ def parse_dead_letter(message: MessageTypeDef) -> DeadLetter:
     body = message.get("Body", "")
     attributes: dict[str, str] = {str(key): value for key, value in message.get("Attributes", {}).items()}
     envelope = _envelope(body)
-    sent = _timestamp(attributes.get("SentTimestamp"))
+    sent = sent_timestamp(SQSRecord({"attributes": attributes}))
     dlq_message_id = message["MessageId"]
     if envelope is None:
         return DeadLetter(
@@ -219,16 +220,8 @@ def _envelope(body: str) -> dict[str, Any] | None:
         parsed = json.loads(body)
     except ValueError:
         return None
-    if isinstance(parsed, dict) and isinstance(parsed.get("reason"), str) and "originalBody" in parsed:
-        return parsed
-    return None
-
-
-def _timestamp(millis: str | None) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(int(millis or "") / 1000, UTC)
-    except ValueError:
-        return None
+    # The function's own rule, the one it reads a redriven letter by.
+    return parsed if isinstance(parsed, dict) and is_dead_letter(parsed) else None
 
 
 def _iso_time(value: object) -> datetime | None:

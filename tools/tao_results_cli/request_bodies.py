@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tao_results.errors import PermanentError
 from tao_results.message import (
     ENVELOPE_DIRECT,
     ENVELOPE_EVENTBRIDGE,
@@ -132,3 +133,15 @@ def _envelope(text: str, request: dict[str, Any], shape: RequestShape, message_i
         }
         return json.dumps(event, ensure_ascii=False)
     raise RequestRefused(f"unknown envelope {shape.envelope!r}: one of {', '.join(ENVELOPES)}")
+
+
+def reference_id_of(body: str) -> str | None:
+    """The ``referenceId`` of a request body, or ``None`` when it is not a valid request.
+
+    The function's own parser (:func:`tao_results.message.parse_request`): the same envelopes
+    (direct, SNS, EventBridge) and the same rules, so the tools never disagree with the function.
+    """
+    try:
+        return parse_request(body).reference_id
+    except PermanentError:
+        return None
