@@ -64,6 +64,22 @@ def _ok(holds: bool) -> str:
     return "**yes**" if holds else "**NO**"
 
 
+def _throughput_table(title: str, run: dict[str, Any]) -> list[str]:
+    """A throughput run's medians (``run["summary"]``: name -> figures) as a Markdown table."""
+    return [
+        title,
+        "",
+        "| run | n | wall s | MiB/s | CPU s | CPU s/GiB | max peak growth MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *(
+            f"| {name} | {s['n']} | {s['wall_s']:.2f} | {s['mib_per_s']:.0f} | {s['cpu_s']:.2f} | "
+            f"{s['cpu_s_per_gib']:.2f} | {s['peak_growth_mib']:.1f} |"
+            for name, s in run["summary"].items()
+        ),
+        "",
+    ]
+
+
 def _size(size: int) -> str:
     return f"{size / GiB:g} GiB" if size >= GiB else f"{size / MiB:g} MiB"
 
@@ -370,18 +386,9 @@ def lambda_details(results: dict[str, Any], cost_png: str | None) -> list[str]:
         ]
     if "tls" in results:
         t = results["tls"]
-        lines += [
-            f"Throughput over TLS on both legs ({_size(t['size'])}, `seaweedfs-tls`), medians:",
-            "",
-            "| run | n | wall s | MiB/s | CPU s | CPU s/GiB | max peak growth MiB |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-            *(
-                f"| {name} | {s['n']} | {s['wall_s']:.2f} | {s['mib_per_s']:.0f} | {s['cpu_s']:.2f} | "
-                f"{s['cpu_s_per_gib']:.2f} | {s['peak_growth_mib']:.1f} |"
-                for name, s in t["summary"].items()
-            ),
-            "",
-        ]
+        lines += _throughput_table(
+            f"Throughput over TLS on both legs ({_size(t['size'])}, `seaweedfs-tls`), medians:", t
+        )
     if "fit" in results:
         lines += [
             "The smallest functions (memory cgroup limit = the memory size, CPU quota = memory / 1,769 "
@@ -476,18 +483,8 @@ def write_report(results: dict[str, Any], output: Path) -> str:
     for key in ("throughput", "moto"):
         if key in results:
             t = results[key]
-            lines += [
-                f"{'Throughput' if key == 'throughput' else 'moto'} ({_size(t['size'])}), medians:",
-                "",
-                "| run | n | wall s | MiB/s | CPU s | CPU s/GiB | max peak growth MiB |",
-                "| --- | --- | --- | --- | --- | --- | --- |",
-                *(
-                    f"| {name} | {s['n']} | {s['wall_s']:.2f} | {s['mib_per_s']:.0f} | {s['cpu_s']:.2f} | "
-                    f"{s['cpu_s_per_gib']:.2f} | {s['peak_growth_mib']:.1f} |"
-                    for name, s in t["summary"].items()
-                ),
-                "",
-            ]
+            title = f"{'Throughput' if key == 'throughput' else 'moto'} ({_size(t['size'])}), medians:"
+            lines += _throughput_table(title, t)
     if "memory" in results:
         lines += [
             "Memory and throughput against size (one fresh warm container per size):",
