@@ -112,11 +112,14 @@ class RetryScheduler:
         """``MAX_RECEIVE_COUNT`` if set, else the source queue's RedrivePolicy ``maxReceiveCount``."""
         if self._max_receive_count is not None:
             return self._max_receive_count
-        arn, url = queue_arn(record), queue_url(record)
-        if arn is None or url is None:
+        arn = queue_arn(record)
+        if arn is None:
             return None
         if arn in self._receive_limits:
             return self._receive_limits[arn]
+        url = queue_url(record)  # only on a cache miss: once per queue
+        if url is None:
+            return None
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - lazy boto import
 
         try:
